@@ -1,0 +1,108 @@
+"""Coding integer symbols with integer probability tables through constriction's range coder.
+
+No torch here: a table is plain integers, so the decoder's probabilities are exact on every
+machine (counts / 2**16 is exact in float64, and constriction's own quantisation is integer code).
+
+Payload of one coded tensor:
+
+    n_words:varint  words:u32le[n_words]  escapes:zigzag-varint*
+
+A symbol outside its channel's table is coded as the escape symbol (the table's last entry) and
+its value follows in the escape section, so any integer round-trips bit-exactly.
+"""
+import numpy as np
+
+from oval.bitstream import FormatError, read_varint, unzigzag, write_varint, zigzag
+
+TABLE_BITS = 16
+TABLE_TOTAL = 1 << TABLE_BITS
+
+
+def _constriction():
+    try:
+        import constriction
+    except ImportError as e:  # a core dependency, but name it clearly if a user removed it
+        raise ImportError("constriction is required for entropy coding: pip install constriction") from e
+    return constriction
+
+
+def pmf_to_counts(pmf: np.ndarray, tail_mass: float) -> np.ndarray:
+    """Integer counts summing to TABLE_TOTAL for pmf (+ an escape symbol of mass tail_mass).
+
+    Every symbol gets at least one count, so each stays codable. Runs once, when a model's tables
+    are built; decoders only ever read the integers.
+    """
+    probs = np.append(np.asarray(pmf, dtype=np.float64), max(float(tail_mass), 0.0))
+    probs = np.clip(probs, 0.0, None)
+    probs /= probs.sum()
+    spare = TABLE_TOTAL - len(probs)
+    if spare < 0:
+        raise ValueError(f"table of {len(probs)} symbols exceeds {TABLE_TOTAL}")
+    counts = 1 + np.floor(probs * spare).astype(np.int64)
+    counts[np.argmax(counts)] += TABLE_TOTAL - counts.sum()
+    return counts.astype(np.int32)
+
+
+class TableCoder:
+    """Codes a (C, H, W) integer tensor, one table per channel.
+
+    offsets[c]: the value of symbol 0 of channel c; lengths[c]: its number of regular symbols;
+    counts[c, :lengths[c] + 1]: integer frequencies, the last one the escape symbol's.
+    """
+
+    def __init__(self, offsets: np.ndarray, lengths: np.ndarray, counts: np.ndarray):
+        self.offsets = np.asarray(offsets, dtype=np.int64)
+        self.lengths = np.asarray(lengths, dtype=np.int64)
+        counts = np.asarray(counts, dtype=np.int64)
+        if not (self.offsets.ndim == self.lengths.ndim == 1 and counts.ndim == 2
+                and len(self.offsets) == len(self.lengths) == len(counts)):
+            raise ValueError("entropy tables have inconsistent shapes")
+        cmodel = _constriction().stream.model
+        self.models = []
+        for c, n in enumerate(self.lengths):
+            row = counts[c, :n + 1]
+            if n < 1 or len(row) != n + 1 or row.min() < 1 or row.sum() != TABLE_TOTAL:
+                raise ValueError(f"entropy table of channel {c} is invalid")
+            self.models.append(cmodel.Categorical(row.astype(np.float64) / TABLE_TOTAL, perfect=False))
+
+    @property
+    def channels(self) -> int:
+        return len(self.offsets)
+
+    def encode(self, values: np.ndarray) -> bytes:
+        values = np.asarray(values)
+        if values.ndim != 3 or values.shape[0] != self.channels:
+            raise ValueError(f"expected ({self.channels}, H, W) symbols, got {values.shape}")
+        encoder = _constriction().stream.queue.RangeEncoder()
+        escapes = bytearray()
+        for c, model in enumerate(self.models):
+            symbols = values[c].reshape(-1).astype(np.int64) - self.offsets[c]
+            outside = (symbols < 0) | (symbols >= self.lengths[c])
+            if outside.any():
+                for value in values[c].reshape(-1)[outside]:
+                    escapes += write_varint(zigzag(int(value)))
+                symbols = np.where(outside, self.lengths[c], symbols)
+            encoder.encode(symbols.astype(np.int32), model)
+        words = encoder.get_compressed().astype("<u4")
+        return write_varint(len(words)) + words.tobytes() + bytes(escapes)
+
+    def decode(self, data: bytes, shape: tuple[int, int]) -> np.ndarray:
+        height, width = shape
+        n_words, pos = read_varint(data, 0)
+        if pos + 4 * n_words > len(data):
+            raise FormatError("entropy-coded payload is shorter than it claims")
+        words = np.frombuffer(data, dtype="<u4", count=n_words, offset=pos).astype(np.uint32)
+        pos += 4 * n_words
+        decoder = _constriction().stream.queue.RangeDecoder(words)
+        out = np.empty((self.channels, height * width), dtype=np.int32)
+        for c, model in enumerate(self.models):
+            symbols = decoder.decode(model, height * width).astype(np.int64)
+            escaped = np.flatnonzero(symbols == self.lengths[c])
+            values = symbols + self.offsets[c]
+            for i in escaped:
+                raw, pos = read_varint(data, pos)
+                values[i] = unzigzag(raw)
+            if np.abs(values).max(initial=0) > 2**30:
+                raise FormatError("escaped latent value out of range")
+            out[c] = values
+        return out.reshape(self.channels, height, width)

@@ -1,0 +1,123 @@
+"""The learned factorized prior of Ballé et al. 2018 ("Variational image compression with a scale
+hyperprior", appendix 6.1): one non-parametric, learned density per latent channel.
+
+Training sees additive uniform noise (a differentiable proxy for rounding); inference rounds.
+`update()` turns each channel's density into an integer table the range coder uses; from then on
+coding depends only on those integers.
+"""
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from oval import entropy
+from oval.models.layers import LowerBound
+
+LIKELIHOOD_BOUND = 1e-9
+
+
+class FactorizedDensity(nn.Module):
+    def __init__(self, channels: int, filters=(3, 3, 3, 3), init_scale: float = 10.0,
+                 tail_mass: float = 1e-6, max_table: int = 1024):
+        super().__init__()
+        self.channels, self.tail_mass, self.max_table = channels, tail_mass, max_table
+        dims = (1, *filters, 1)
+        scale = init_scale ** (1 / (len(filters) + 1))
+        self.matrices = nn.ParameterList()
+        self.biases = nn.ParameterList()
+        self.factors = nn.ParameterList()
+        for i in range(len(filters) + 1):
+            init = float(np.log(np.expm1(1 / scale / dims[i + 1])))
+            self.matrices.append(nn.Parameter(torch.full((channels, dims[i + 1], dims[i]), init)))
+            self.biases.append(nn.Parameter(torch.empty(channels, dims[i + 1], 1).uniform_(-0.5, 0.5)))
+            if i < len(filters):
+                self.factors.append(nn.Parameter(torch.zeros(channels, dims[i + 1], 1)))
+        self.likelihood_bound = LowerBound(LIKELIHOOD_BOUND)
+        # Integer coding tables, filled by update(); sizes change then, see _load_from_state_dict.
+        self.register_buffer("table_offsets", torch.zeros(channels, dtype=torch.int32))
+        self.register_buffer("table_lengths", torch.zeros(channels, dtype=torch.int32))
+        self.register_buffer("table_counts", torch.zeros(channels, 1, dtype=torch.int32))
+        self._coder = None
+
+    def _logits_cumulative(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (C, 1, N) -> logits of the CDF, (C, 1, N)."""
+        for i, matrix in enumerate(self.matrices):
+            x = torch.matmul(F.softplus(matrix), x) + self.biases[i]
+            if i < len(self.factors):
+                x = x + torch.tanh(self.factors[i]) * torch.tanh(x)
+        return x
+
+    def likelihood(self, y_hat: torch.Tensor) -> torch.Tensor:
+        """P(y_hat) under each channel's density, for integer (or noisy) y_hat of shape (B, C, H, W)."""
+        b, c, h, w = y_hat.shape
+        v = y_hat.transpose(0, 1).reshape(c, 1, -1)
+        lower = self._logits_cumulative(v - 0.5)
+        upper = self._logits_cumulative(v + 0.5)
+        # Evaluate on the side of the median where the sigmoid is not saturated (numerics).
+        sign = -torch.sign(lower + upper).detach()
+        lik = torch.abs(torch.sigmoid(sign * upper) - torch.sigmoid(sign * lower))
+        lik = self.likelihood_bound(lik)
+        return lik.reshape(c, b, h, w).transpose(0, 1)
+
+    def forward(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.training:
+            y_hat = y + torch.empty_like(y).uniform_(-0.5, 0.5)
+        else:
+            y_hat = torch.round(y)
+        return y_hat, self.likelihood(y_hat)
+
+    # --- integer tables ----------------------------------------------------------------------
+
+    @torch.no_grad()
+    def update(self) -> None:
+        """Build the integer tables from the learned densities (after training, before coding)."""
+        half = self.max_table // 2
+        grid = torch.arange(-half, half + 1, dtype=torch.float32, device=self.matrices[0].device)
+        v = grid.expand(self.channels, 1, -1)
+        cdf = torch.sigmoid(self._logits_cumulative(v + 0.5)).squeeze(1).double().cpu().numpy()
+        offsets, lengths, rows = [], [], []
+        for c in range(self.channels):
+            lo = int(np.searchsorted(cdf[c], self.tail_mass / 2))
+            hi = int(np.searchsorted(cdf[c], 1 - self.tail_mass / 2))
+            lo, hi = min(lo, len(grid) - 1), min(max(hi, lo), len(grid) - 1)
+            below = cdf[c, lo - 1] if lo > 0 else 0.0
+            pmf = np.diff(np.concatenate([[below], cdf[c, lo:hi + 1]]))
+            tail = below + (1 - cdf[c, hi])
+            offsets.append(lo - half)
+            lengths.append(hi - lo + 1)
+            rows.append(entropy.pmf_to_counts(pmf, tail))
+        width = max(len(r) for r in rows)
+        counts = np.zeros((self.channels, width), dtype=np.int32)
+        for c, row in enumerate(rows):
+            counts[c, :len(row)] = row
+        device = self.table_offsets.device
+        self.table_offsets = torch.tensor(offsets, dtype=torch.int32, device=device)
+        self.table_lengths = torch.tensor(lengths, dtype=torch.int32, device=device)
+        self.table_counts = torch.from_numpy(counts).to(device)
+        self._coder = None
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # Tables have data-dependent sizes: take the stored shape before copying.
+        key = prefix + "table_counts"
+        if key in state_dict:
+            self.table_counts = torch.zeros_like(state_dict[key], device=self.table_counts.device)
+        self._coder = None
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    @property
+    def coder(self) -> entropy.TableCoder:
+        if self._coder is None:
+            if int(self.table_lengths.min()) < 1:
+                raise RuntimeError("entropy tables are not built: call model.update() after training")
+            self._coder = entropy.TableCoder(self.table_offsets.cpu().numpy(),
+                                             self.table_lengths.cpu().numpy(),
+                                             self.table_counts.cpu().numpy())
+        return self._coder
+
+    def compress(self, y: torch.Tensor) -> list[bytes]:
+        symbols = torch.round(y).to(torch.int32).cpu().numpy()
+        return [self.coder.encode(s) for s in symbols]
+
+    def decompress(self, strings: list[bytes], shape: tuple[int, int]) -> torch.Tensor:
+        arrays = [self.coder.decode(s, shape) for s in strings]
+        return torch.from_numpy(np.stack(arrays)).float()

@@ -1,0 +1,24 @@
+"""Stable model ids. A bitstream stores these ids, never a position in a dict."""
+_MODELS: dict = {}
+
+
+def register_model(name: str):
+    def wrap(cls):
+        if name in _MODELS:
+            raise ValueError(f"model id {name!r} registered twice")
+        cls.arch = name
+        _MODELS[name] = cls
+        return cls
+    return wrap
+
+
+def model_class(name: str):
+    from oval.models import factorized  # noqa: F401  (registers the built-in models)
+    if name not in _MODELS:
+        raise KeyError(name)
+    return _MODELS[name]
+
+
+def model_ids() -> list[str]:
+    from oval.models import factorized  # noqa: F401
+    return sorted(_MODELS)

@@ -1,0 +1,113 @@
+"""Model files: save and load without executing code (safetensors, or torch.load(weights_only=True)),
+and the fingerprint a stream records so a decoder can refuse the wrong model."""
+import dataclasses
+import hashlib
+import json
+import os
+from importlib import resources
+from pathlib import Path
+
+import torch
+
+from oval.errors import OvalError
+from oval.models.registry import model_class
+
+FORMAT_TAG = "oval-model"
+
+
+def default_weights_path() -> Path:
+    return Path(str(resources.files("oval") / "weights" / "default.safetensors"))
+
+
+def fingerprint(model: torch.nn.Module) -> bytes:
+    """16 bytes of SHA-256 over every tensor's name, dtype, shape and little-endian bytes."""
+    h = hashlib.sha256(model.arch.encode())
+    for name, tensor in sorted(model.state_dict().items()):
+        t = tensor.detach().cpu().contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.digest()[:16]
+
+
+def build_model(arch: str, config: dict) -> torch.nn.Module:
+    try:
+        cls = model_class(arch)
+    except KeyError:
+        raise OvalError(f"unknown model architecture {arch!r}") from None
+    try:
+        return cls(cls.Config(**config))
+    except TypeError as e:
+        raise OvalError(f"model config does not fit {arch!r}: {e}") from None
+
+
+def save_model(model: torch.nn.Module, path: str | os.PathLike, metadata: dict | None = None) -> None:
+    """Writes weights + entropy tables as safetensors, atomically (temporary name, then rename)."""
+    from safetensors.torch import save_file
+
+    meta = {"format": FORMAT_TAG, "arch": model.arch, "config": json.dumps(dataclasses.asdict(model.config))}
+    meta.update({k: str(v) for k, v in (metadata or {}).items()})
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    path = Path(path)
+    tmp = path.with_name(path.name + ".part")
+    save_file(tensors, str(tmp), metadata=meta)
+    os.replace(tmp, path)
+
+
+def _load_safetensors(path: Path):
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+        state = load_file(str(path))
+    except Exception as e:  # safetensors raises several types for damaged files
+        raise OvalError(f"cannot read model file {path}: {str(e).splitlines()[0]}") from None
+    if meta.get("format") != FORMAT_TAG or "arch" not in meta:
+        raise OvalError(f"{path} is not an OVAL model file (missing metadata)")
+    return meta["arch"], json.loads(meta.get("config", "{}")), state
+
+
+def _load_checkpoint(path: Path):
+    try:
+        ckpt = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise OvalError(f"cannot read checkpoint {path}: {str(e).splitlines()[0]}") from None
+    if not isinstance(ckpt, dict) or "model" not in ckpt or "arch" not in ckpt:
+        raise OvalError(f"{path} is not an OVAL checkpoint")
+    return ckpt["arch"], ckpt.get("model_config", {}), ckpt["model"]
+
+
+def resolve_model_path(spec: str) -> Path:
+    """'default', a .safetensors file, a .pt checkpoint, or a training run directory."""
+    if spec == "default":
+        return default_weights_path()
+    path = Path(spec)
+    if path.is_dir():
+        for candidate in ("model.safetensors", "checkpoints/best.pt", "checkpoints/last.pt"):
+            if (path / candidate).is_file():
+                return path / candidate
+        raise OvalError(f"no model found in directory {path} (expected model.safetensors or checkpoints/)")
+    if not path.is_file():
+        raise OvalError(f"model file not found: {path}")
+    return path
+
+
+def load_model(spec: str = "default", device: str | torch.device = "cpu") -> torch.nn.Module:
+    """Loads a model ready to code: eval mode, entropy tables present, `.fingerprint` set."""
+    path = resolve_model_path(spec)
+    if path.suffix == ".safetensors":
+        arch, config, state = _load_safetensors(path)
+    else:
+        arch, config, state = _load_checkpoint(path)
+    model = build_model(arch, config)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        first = next((ln.strip() for ln in str(e).splitlines()[1:] if ln.strip()), str(e))
+        raise OvalError(f"model file {path} does not match architecture {arch!r}: {first}") from None
+    if int(model.entropy_bottleneck.table_lengths.min()) < 1:
+        model.update()  # a training checkpoint saved before its tables were built
+    model.fingerprint = fingerprint(model)
+    model.source_path = str(path)
+    return model.to(device).eval()
