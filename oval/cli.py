@@ -1,0 +1,231 @@
+"""oval-encode and oval-decode: arguments, progress on stderr, summaries, --json, one-line errors."""
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+from oval.errors import OvalError
+
+BACKENDS = ("torch", "onnxruntime", "tensorrt")
+
+
+def _common_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default="default",
+                   help="'default' (shipped), a .safetensors model, a .pt checkpoint or a training run directory")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--backend", default="torch", choices=BACKENDS,
+                   help="runtime for the transforms (only torch is available in this version)")
+    p.add_argument("--json", action="store_true", help="print one JSON summary object on stdout, last")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or summary on stderr")
+
+
+def _progress(total, desc: str, quiet: bool):
+    from tqdm import tqdm
+    return tqdm(total=total or None, desc=desc, unit="frame", file=sys.stderr, disable=quiet,
+                dynamic_ncols=True, leave=False)
+
+
+def _check_backend(name: str) -> None:
+    if name != "torch":
+        raise OvalError(f"backend {name!r} is not available in this version of OVAL; use --backend torch")
+
+
+def _summary(kind: str, stats: dict) -> str:
+    parts = [f"{kind} {stats['frames']} frames {stats['width']}x{stats['height']}",
+             f"{stats['bytes']} bytes", f"{stats['bpp']:.4f} bpp", f"{stats['kbps']:.1f} kbps"]
+    if stats.get("psnr") is not None:
+        parts.append(f"PSNR {stats['psnr']:.2f} dB")
+    fps_key = "encode_fps" if kind == "encoded" else "decode_fps"
+    parts.append(f"{stats[fps_key]:.1f} fps")
+    return ", ".join(parts)
+
+
+def _rates(n_bytes: int, frames: int, width: int, height: int, fps: float) -> dict:
+    bpp = 8 * n_bytes / max(1, frames * width * height)
+    kbps = 8 * n_bytes * fps / max(1, frames) / 1000
+    return {"bpp": bpp, "kbps": kbps}
+
+
+def _report(kind: str, stats: dict, args) -> None:
+    if not args.quiet:
+        print(_summary(kind, stats), file=sys.stderr)
+    if args.json:
+        print(json.dumps(stats))
+
+
+def _run(fn, prog: str, argv) -> int:
+    try:
+        return fn(argv)
+    except OvalError as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+
+
+# --- oval-encode ----------------------------------------------------------------------------
+
+def _encode(argv) -> int:
+    p = argparse.ArgumentParser(prog="oval-encode", description="Compress a video into an .oval stream.")
+    p.add_argument("input", metavar="INPUT", help="anything ffmpeg reads: a file, /dev/video0, an rtsp/http URL")
+    p.add_argument("-o", "--output", required=True, metavar="OUT.oval")
+    p.add_argument("--quality", type=int, default=None,
+                   help="rate point of the model (the shipped model has one: 0)")
+    p.add_argument("--recon", metavar="RECON_VIDEO",
+                   help="also write the decoded frames (.mkv lossless, .mp4, .y4m)")
+    p.add_argument("--max-frames", type=int, default=None, metavar="N")
+    _common_args(p)
+    args = p.parse_args(argv)
+
+    from oval import codec, io
+    from oval.device import pick_device
+    from oval.models.store import load_model
+
+    _check_backend(args.backend)
+    if args.max_frames is not None and args.max_frames < 1:
+        raise OvalError("--max-frames must be at least 1")
+    out = Path(args.output)
+    io.check_output_dir(out)
+    if args.recon:
+        io.check_output_dir(Path(args.recon))
+    device = pick_device(args.device)
+    reader = io.VideoReader(args.input, args.max_frames)
+    model = load_model(args.model, device)
+    if args.quality not in (None, 0):
+        raise OvalError(f"model {model.arch} has one quality level (0); --quality {args.quality} is not available")
+    info = reader.info
+    tmp = io.partial_path(out)
+    recon = None
+    try:
+        with open(tmp, "wb") as sink:
+            encoder = codec.Encoder(model, sink, info.width, info.height, info.fps, info.frame_count, device)
+            if args.recon:
+                recon = io.VideoWriter(args.recon, info.width, info.height, info.fps)
+            psnrs, start = [], time.perf_counter()
+            with _progress(info.frame_count, "encode", args.quiet) as bar:
+                for rgb in reader:
+                    if rgb.shape[:2] != (info.height, info.width):
+                        raise OvalError(f"frame {encoder.index} of {args.input} changes size to "
+                                        f"{rgb.shape[1]}x{rgb.shape[0]}")
+                    result = encoder.encode(rgb)
+                    psnrs.append(codec.psnr(rgb, result.recon))
+                    if recon:
+                        recon.write(result.recon)
+                    bar.update(1)
+            elapsed = time.perf_counter() - start
+            if not psnrs:
+                raise OvalError(f"no frames could be read from {args.input}")
+            encoder.close()
+        if recon:
+            recon.close()
+        os.replace(tmp, out)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        if recon:
+            recon.abort()
+        raise
+    finally:
+        reader.close()
+    frames = len(psnrs)
+    n_bytes = out.stat().st_size
+    finite = [v for v in psnrs if math.isfinite(v)]
+    stats = {"frames": frames, "width": info.width, "height": info.height, "bytes": n_bytes,
+             **_rates(n_bytes, frames, info.width, info.height, float(info.fps)),
+             "psnr": sum(finite) / len(finite) if finite else None,
+             "encode_fps": frames / elapsed, "model": model.arch, "fingerprint": model.fingerprint.hex(),
+             "device": str(device), "output": str(out)}
+    _report("encoded", stats, args)
+    return 0
+
+
+# --- oval-decode ----------------------------------------------------------------------------
+
+def _decode(argv) -> int:
+    p = argparse.ArgumentParser(prog="oval-decode", description="Decode an .oval stream into a video.")
+    p.add_argument("input", metavar="IN.oval")
+    p.add_argument("-o", "--output", required=True, metavar="OUT_VIDEO",
+                   help="output video; the extension picks the format (.mkv lossless, .mp4, .y4m)")
+    _common_args(p)
+    args = p.parse_args(argv)
+
+    from oval import bitstream, codec, io
+    from oval.device import pick_device
+    from oval.models.store import load_model
+
+    _check_backend(args.backend)
+    out = Path(args.output)
+    if out.suffix.lower() not in io.WRITE_FORMATS:
+        raise OvalError(f"unsupported output format {out.suffix or '(none)'}; use one of {', '.join(io.WRITE_FORMATS)}")
+    io.check_output_dir(out)
+    if not os.path.isfile(args.input):
+        raise OvalError(f"input not found: {args.input}")
+    device = pick_device(args.device)
+    with open(args.input, "rb") as source:
+        try:
+            reader = codec.open_stream(source)
+        except bitstream.FormatError as e:
+            raise OvalError(f"{args.input}: {e}") from None
+        header = reader.header
+        model = load_model(args.model, device)
+        try:
+            decoder = codec.Decoder(model, header, device)
+        except bitstream.FormatError as e:
+            raise OvalError(f"{args.input}: {e}") from None
+        writer = io.VideoWriter(out, header.width, header.height, codec.fps_fraction(header))
+        first_error, corrupt, frames, previous = None, 0, 0, None
+        start = time.perf_counter()
+        try:
+            with _progress(header.frame_count, "decode", args.quiet) as bar:
+                try:
+                    for item in reader:
+                        if isinstance(item, bitstream.CorruptFrame):
+                            corrupt += 1
+                            first_error = first_error or f"frame {item.index} is corrupt ({item.reason})"
+                            if previous is None:
+                                continue
+                            rgb = previous  # conceal: repeat the last good frame, keep the timing
+                        else:
+                            rgb = decoder.decode(item)
+                        writer.write(rgb)
+                        previous, frames = rgb, frames + 1
+                        bar.update(1)
+                except bitstream.FormatError as e:
+                    first_error = first_error or str(e)
+            elapsed = time.perf_counter() - start
+        except BaseException:
+            writer.abort()
+            raise
+        if first_error:
+            if frames == 0:
+                writer.abort()
+                raise OvalError(f"{args.input}: {first_error}; no frame could be decoded")
+            writer.path = out.with_name(f"{out.stem}.partial{out.suffix}")
+            writer.close()
+            concealed = f", {corrupt} corrupt frames concealed" if corrupt else ""
+            raise OvalError(f"{args.input}: {first_error}; {frames - corrupt} intact frames{concealed} "
+                            f"written to {writer.path}")
+        writer.close()
+    n_bytes = os.path.getsize(args.input)
+    fps = float(codec.fps_fraction(header))
+    stats = {"frames": frames, "width": header.width, "height": header.height, "bytes": n_bytes,
+             **_rates(n_bytes, frames, header.width, header.height, fps),
+             "decode_fps": frames / elapsed if elapsed > 0 else 0.0, "model": header.model_arch,
+             "device": str(device), "output": str(out)}
+    _report("decoded", stats, args)
+    return 0
+
+
+def encode_main(argv=None) -> int:
+    return _run(_encode, "oval-encode", argv)
+
+
+def decode_main(argv=None) -> int:
+    return _run(_decode, "oval-decode", argv)
+
+
+if __name__ == "__main__":
+    sys.exit(encode_main())

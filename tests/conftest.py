@@ -1,0 +1,55 @@
+import numpy as np
+import pytest
+import torch
+
+from oval.io import VideoWriter
+from oval.models.store import build_model, save_model
+from oval.samples import sample_path
+
+
+@pytest.fixture(scope="session")
+def bikes():
+    return str(sample_path("bikes"))
+
+
+@pytest.fixture(scope="session")
+def carphone():
+    return str(sample_path("carphone"))
+
+
+def write_clip(path, frames, fps=25):
+    h, w = frames[0].shape[:2]
+    writer = VideoWriter(path, w, h, fps)
+    for f in frames:
+        writer.write(f)
+    writer.close()
+    return str(path)
+
+
+def moving_pattern(n, height, width, seed=0):
+    """Smooth gradients that move: compressible, but not trivially constant."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:height, 0:width]
+    base = rng.uniform(0, 2 * np.pi, 3)
+    frames = []
+    for t in range(n):
+        chans = [127 + 100 * np.sin(0.09 * xx + 0.05 * yy + base[c] + 0.3 * t) for c in range(3)]
+        frames.append(np.clip(np.stack(chans, -1), 0, 255).astype(np.uint8))
+    return frames
+
+
+@pytest.fixture(scope="session")
+def odd_clip(tmp_path_factory):
+    """A lossless synthetic clip of odd size (not a multiple of the model's stride)."""
+    return write_clip(tmp_path_factory.mktemp("clips") / "odd.mkv", moving_pattern(4, 45, 71))
+
+
+@pytest.fixture(scope="session")
+def tiny_model_path(tmp_path_factory):
+    """A small untrained model with its tables built: fast, for tests of mechanics not quality."""
+    torch.manual_seed(0)
+    model = build_model("oval-factorized", {"N": 8, "M": 8}).eval()
+    model.update()
+    path = tmp_path_factory.mktemp("models") / "tiny.safetensors"
+    save_model(model, path)
+    return str(path)
