@@ -48,3 +48,23 @@ def test_aborted_writer_leaves_nothing(tmp_path):
     writer.write(np.zeros((16, 16, 3), np.uint8))
     writer.abort()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_reads_from_an_http_url(bikes):
+    """Network sources go through ffmpeg too: serve a real clip on loopback and read it back."""
+    import functools
+    import http.server
+    import os
+    import threading
+
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=os.path.dirname(bikes))
+    handler.log_message = lambda *a: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/{os.path.basename(bikes)}"
+        frames = read_frames(url, max_frames=2)
+        assert len(frames) == 2 and np.array_equal(frames[0], read_frames(bikes, 1)[0])
+    finally:
+        server.shutdown()

@@ -1,0 +1,53 @@
+import io
+
+import numpy as np
+import pytest
+
+from conftest import moving_pattern
+from oval import bitstream as bs
+from oval import codec
+from oval.models.store import load_model
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_model_path):
+    return load_model(tiny_model_path)
+
+
+def test_units_are_written_as_frames_are_encoded(tiny):
+    sink = io.BytesIO()
+    encoder = codec.Encoder(tiny, sink, 40, 24)
+    sizes = []
+    for frame in moving_pattern(4, 24, 40):
+        result = encoder.encode(frame)
+        sizes.append(len(sink.getvalue()))
+        assert result.bytes > 0
+    assert sizes == sorted(set(sizes))  # the stream grows with every frame, nothing is held back
+    encoder.close()
+    assert encoder.bytes_written == len(sink.getvalue())
+
+
+def test_decoder_output_equals_encoder_recon(tiny):
+    frames = moving_pattern(3, 30, 50)
+    sink = io.BytesIO()
+    encoder = codec.Encoder(tiny, sink, 50, 30)
+    recons = [encoder.encode(f).recon for f in frames]
+    encoder.close()
+    reader = codec.open_stream(io.BytesIO(sink.getvalue()))
+    decoder = codec.Decoder(tiny, reader.header)
+    decoded = [decoder.decode(p) for p in reader]
+    assert all(np.array_equal(a, b) for a, b in zip(recons, decoded))
+    assert decoded[0].shape == (30, 50, 3)
+
+
+def test_encoder_refuses_size_change(tiny):
+    encoder = codec.Encoder(tiny, io.BytesIO(), 40, 24)
+    with pytest.raises(ValueError, match="40x24"):
+        encoder.encode(np.zeros((24, 41, 3), np.uint8))
+
+
+def test_inter_frames_are_refused_by_an_intra_model(tiny):
+    header = bs.StreamHeader(tiny.arch, tiny.fingerprint, 32, 32)
+    decoder = codec.Decoder(tiny, header)
+    with pytest.raises(bs.FormatError, match="INTER"):
+        decoder.decode(bs.FramePacket(0, bs.FrameType.INTER, 0, b""))

@@ -1,0 +1,29 @@
+"""The shipped model against JPEG (Pillow, 4:2:0) on a clip it was not trained on."""
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from oval.models.store import load_model
+
+
+@pytest.fixture(scope="module")
+def jpeg_bench():
+    path = Path(__file__).parents[1] / "benchmarks" / "jpeg.py"
+    spec = importlib.util.spec_from_file_location("jpeg_bench", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_default_model_beats_jpeg_on_held_out_clip(jpeg_bench):
+    frames, info = jpeg_bench.read_clip("carphone", 4)
+    import torch
+    point = jpeg_bench.oval_point(load_model("default"), frames, info, torch.device("cpu"))
+    curve = jpeg_bench.jpeg_curve(frames)
+    jpeg_psnr = jpeg_bench.interpolate(curve, "bpp", "psnr", point["bpp"])
+    lowest = min(curve, key=lambda c: c["bpp"])
+    if jpeg_psnr is None:  # below JPEG's lowest rate: OVAL must then use fewer bits for more quality
+        assert point["bpp"] < lowest["bpp"] and point["psnr"] > lowest["psnr"]
+    else:
+        assert point["psnr"] > jpeg_psnr + 0.5, (point, jpeg_psnr)
