@@ -9,7 +9,7 @@ from oval.models.store import load_model
 
 @pytest.fixture(scope="module")
 def jpeg_bench():
-    path = Path(__file__).parents[1] / "benchmarks" / "jpeg.py"
+    path = Path(__file__).parents[1] / "benchmarks" / "baselines.py"
     spec = importlib.util.spec_from_file_location("jpeg_bench", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -13,12 +13,10 @@ def register_model(name: str):
 
 
 def model_class(name: str):
-    from oval.models import factorized  # noqa: F401  (registers the built-in models)
     if name not in _MODELS:
         raise KeyError(name)
     return _MODELS[name]
 
 
 def model_ids() -> list[str]:
-    from oval.models import factorized  # noqa: F401
     return sorted(_MODELS)

@@ -1,10 +1,12 @@
-"""OVAL against JPEG (Pillow, 4:2:0) at equal bits per pixel, on real clips.
+"""OVAL against JPEG (Pillow, 4:2:0) and x264 at equal bits per pixel, on real clips.
 
-    python benchmarks/jpeg.py CLIP [CLIP ...] [--model default] [--frames N] [--json PATH]
+    python benchmarks/baselines.py CLIP [CLIP ...] [--model default] [--frames N] [--json PATH]
 
 CLIP is a video path or a sample name (bikes, bigbuckbunny, carphone). OVAL's rate is the whole
 .oval stream (header and per-frame overhead included) over all pixels; JPEG's is the sum of its
-files. PSNR is RGB, 8-bit, averaged over frames, for both. JPEG is swept over qualities 1..95 and
+files; x264's is the sum of its packets (libx264 through PyAV, preset medium, 4:2:0, its default
+GOP, so it predicts from earlier frames while this OVAL model codes every frame alone). PSNR is RGB,
+8-bit, averaged over frames, for all three. JPEG and x264 are swept over their quality settings and
 interpolated (linearly in bpp) to OVAL's bpp, and the other way round to OVAL's PSNR.
 """
 import argparse
@@ -23,6 +25,7 @@ from oval.models.store import load_model
 from oval.samples import CLIPS, sample_path
 
 JPEG_QUALITIES = (1, 2, 3, 5, 7, 10, 15, 20, 25, 30, 40, 50, 60, 70, 80, 90, 95)
+X264_CRFS = (12, 18, 23, 28, 33, 38, 43, 48, 51)
 
 
 def read_clip(clip: str, n: int):
@@ -59,6 +62,29 @@ def jpeg_curve(frames) -> list[dict]:
     return curve
 
 
+def x264_curve(frames, fps) -> list[dict]:
+    import av
+    h, w = frames[0].shape[:2]
+    curve = []
+    for crf in X264_CRFS:
+        enc = av.CodecContext.create("libx264", "w")
+        enc.width, enc.height, enc.pix_fmt = w, h, "yuv420p"
+        enc.time_base, enc.framerate = 1 / fps, fps
+        enc.options = {"crf": str(crf), "preset": "medium"}
+        packets = []
+        for i, f in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(f, format="rgb24")
+            frame.pts = i
+            packets += enc.encode(frame)
+        packets += enc.encode(None)
+        n_bytes = sum(p.size for p in packets)
+        dec = av.CodecContext.create("h264", "r")
+        decoded = [d for p in packets for d in dec.decode(p)] + list(dec.decode(None))
+        psnrs = [codec.psnr(f, d.to_ndarray(format="rgb24")) for f, d in zip(frames, decoded)]
+        curve.append({"crf": crf, "bpp": 8 * n_bytes / (len(frames) * h * w), "psnr": float(np.mean(psnrs))})
+    return curve
+
+
 def interpolate(curve, key_from, key_to, value):
     """Piecewise-linear curve[key_to] at curve[key_from] == value; None outside the swept range."""
     pts = sorted((p[key_from], p[key_to]) for p in curve)
@@ -82,20 +108,23 @@ def main(argv=None) -> int:
     for clip in args.clips:
         frames, info = read_clip(clip, args.frames)
         point = oval_point(model, frames, info, device)
-        curve = jpeg_curve(frames)
-        rows.append({"clip": clip, "size": f"{info.width}x{info.height}", "frames": len(frames),
-                     "oval": point, "jpeg_psnr_at_oval_bpp": interpolate(curve, "bpp", "psnr", point["bpp"]),
-                     "jpeg_bpp_at_oval_psnr": interpolate(curve, "psnr", "bpp", point["psnr"]),
-                     "jpeg_lowest": min(curve, key=lambda c: c["bpp"]), "jpeg_curve": curve})
-    print("| clip | size | frames | OVAL bpp | OVAL PSNR | JPEG PSNR at that bpp | JPEG bpp for that PSNR |")
-    print("|---|---|---|---|---|---|---|")
+        row = {"clip": clip, "size": f"{info.width}x{info.height}", "frames": len(frames), "oval": point}
+        for name, curve in (("jpeg", jpeg_curve(frames)), ("x264", x264_curve(frames, info.fps))):
+            row[name] = {"psnr_at_oval_bpp": interpolate(curve, "bpp", "psnr", point["bpp"]),
+                         "bpp_at_oval_psnr": interpolate(curve, "psnr", "bpp", point["psnr"]),
+                         "curve": curve}
+        rows.append(row)
+    print("| clip | size | frames | OVAL bpp | OVAL PSNR | JPEG PSNR at that bpp | JPEG bpp for that PSNR "
+          "| x264 PSNR at that bpp | x264 bpp for that PSNR |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        lo = r["jpeg_lowest"]
-        at_bpp = (f"{r['jpeg_psnr_at_oval_bpp']:.2f} dB" if r["jpeg_psnr_at_oval_bpp"] is not None
-                  else f"n/a (JPEG's lowest: {lo['bpp']:.3f} bpp, {lo['psnr']:.2f} dB)")
-        at_psnr = f"{r['jpeg_bpp_at_oval_psnr']:.3f}" if r["jpeg_bpp_at_oval_psnr"] is not None else "n/a"
-        print(f"| {r['clip']} | {r['size']} | {r['frames']} | {r['oval']['bpp']:.3f} | "
-              f"{r['oval']['psnr']:.2f} dB | {at_bpp} | {at_psnr} |")
+        cells = [r["clip"], r["size"], str(r["frames"]), f"{r['oval']['bpp']:.3f}", f"{r['oval']['psnr']:.2f} dB"]
+        for name in ("jpeg", "x264"):
+            at_bpp, at_psnr, curve = r[name]["psnr_at_oval_bpp"], r[name]["bpp_at_oval_psnr"], r[name]["curve"]
+            lo, hi = min(c["bpp"] for c in curve), max(c["bpp"] for c in curve)
+            cells.append(f"{at_bpp:.2f} dB" if at_bpp is not None else f"n/a (swept {lo:.3f}-{hi:.3f} bpp)")
+            cells.append(f"{at_psnr:.3f}" if at_psnr is not None else "n/a")
+        print("| " + " | ".join(cells) + " |")
     if args.json:
         Path(args.json).write_text(json.dumps({"model": model.arch, "fingerprint": model.fingerprint.hex(),
                                                "rows": rows}, indent=2))
