@@ -129,7 +129,7 @@ def save_checkpoint(path: Path, model, optimizer, step: int, cfg: TrainConfig, r
     torch.save({"arch": model.arch, "model_config": dataclasses.asdict(model.config),
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
                 "train_config": dataclasses.asdict(cfg), "torch_rng": torch.get_rng_state(),
-                "py_rng": repr(rng.getstate())}, tmp)
+                "py_rng": rng.getstate()}, tmp)  # nested tuples of ints: safe for weights_only loading
     os.replace(tmp, path)
 
 
@@ -150,7 +150,8 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
         optimizer.load_state_dict(ckpt["optimizer"])
         step = ckpt["step"]
         torch.set_rng_state(ckpt["torch_rng"])
-        rng.setstate(eval(ckpt["py_rng"], {"__builtins__": {}}))  # a tuple of ints, written by us
+        version, state, gauss = ckpt["py_rng"]
+        rng.setstate((version, tuple(state), gauss))
     frames = load_frames(cfg)
     print(f"training {cfg.arch} on {len(frames)} frames, {cfg.steps} steps, device {device}", file=sys.stderr)
     model.train()
