@@ -1,9 +1,10 @@
-"""python -m oval.train: train a model on video files (minimal loop; see README "Training").
+"""python -m oval.train: train a model on video files (see README "Training").
 
-Loss = lmbda * 255^2 * MSE + bpp, with bpp from the entropy model's likelihoods. Frames are
-decoded once into memory (plus a half-size copy, so the model also sees coarser detail) and
-random crops are drawn each step. Writes RUN_DIR/config.json, RUN_DIR/checkpoints/last.pt
-(resumable) and, at the end, RUN_DIR/model.safetensors with the entropy tables built.
+Loss = lmbda * D + R: R in bits per pixel from the entropy model's likelihoods, D = 255^2 * MSE
+(or 1 - MS-SSIM). Crops come from background loader threads; validation codes a held-out clip
+through the real entropy coder. RUN_DIR gets config.json, TensorBoard events in logs/,
+checkpoints/last.pt (resumable) and best.pt (lowest validation RD cost), and model.safetensors at
+the end. Under torchrun every process trains on its own shard of the data; rank 0 logs and saves.
 """
 import argparse
 import dataclasses
@@ -14,16 +15,22 @@ import random
 import sys
 import time
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import torch
 from torch.nn import functional as F
 
+from oval import distributed
+from oval.data import PrefetchLoader, usable_files, video_files
 from oval.device import pick_device
 from oval.errors import OvalError
 from oval.io import read_frames
 from oval.kernels import frames_to_tensor
 from oval.models.store import build_model, save_model
+
+# Fields that define what is being trained: a resumed run must keep them.
+RESUME_KEYS = ("arch", "N", "M", "lmbda", "distortion", "crop", "batch_size", "lr", "min_lr")
 
 
 @dataclasses.dataclass
@@ -31,17 +38,24 @@ class TrainConfig:
     data: list
     out: str
     arch: str = "oval-factorized"
-    N: int = 64
-    M: int = 96
+    N: int = 64  # hidden channels
+    M: int = 96  # latent channels
     steps: int = 5000
     batch_size: int = 8
     crop: int = 128
-    lmbda: float = 0.013
+    lmbda: float = 0.013  # rate-distortion trade-off: higher = more quality, more bits
+    distortion: str = "mse"  # or "ms-ssim"
     lr: float = 3e-4
-    min_lr: float = 1e-5
-    clip: float = 1.0
-    max_frames: int = 300
+    min_lr: float = 1e-5  # end of the cosine decay
+    clip: float = 1.0  # gradient-norm clipping
+    max_frames: int = 300  # per clip
+    val: str = ""  # held-out clip for validation (default: the first --data file)
+    val_frames: int = 4
+    val_every: int = 1000
     device: str = "auto"
+    loader: str = "auto"
+    workers: int = 2
+    compile: bool = False  # torch.compile the model (CUDA)
     seed: int = 0
     log_every: int = 100
     save_every: int = 1000
@@ -51,68 +65,53 @@ def parse_args(argv=None) -> tuple[TrainConfig, bool]:
     p = argparse.ArgumentParser(prog="python -m oval.train", description=__doc__.splitlines()[0])
     p.add_argument("--data", nargs="+", required=True, help="video files or directories of them")
     p.add_argument("--out", required=True, help="run directory")
+    helps = {"distortion": "mse or ms-ssim", "loader": "auto, pyav or dali",
+             "val": "held-out clip for validation", "device": "auto, cpu or cuda"}
     defaults = TrainConfig(data=[], out="")
     for field in dataclasses.fields(TrainConfig):
         if field.name in ("data", "out"):
             continue
-        p.add_argument("--" + field.name.replace("_", "-"), type=type(getattr(defaults, field.name)),
-                       default=getattr(defaults, field.name))
+        flag, default = "--" + field.name.replace("_", "-"), getattr(defaults, field.name)
+        if isinstance(default, bool):
+            p.add_argument(flag, action="store_true", help=helps.get(field.name))
+        else:
+            p.add_argument(flag, type=type(default), default=default,
+                           help=f"{helps.get(field.name, '')} (default: {default})".strip())
     p.add_argument("--resume", action="store_true", help="continue from RUN_DIR/checkpoints/last.pt")
     args = vars(p.parse_args(argv))
     resume = args.pop("resume")
-    return TrainConfig(**args), resume
+    cfg = TrainConfig(**args)
+    if cfg.distortion not in ("mse", "ms-ssim"):
+        raise OvalError(f"--distortion must be mse or ms-ssim, not {cfg.distortion!r}")
+    if cfg.loader not in ("auto", "pyav", "dali"):
+        raise OvalError(f"--loader must be auto, pyav or dali, not {cfg.loader!r}")
+    if cfg.crop % 16 or cfg.crop < 16:
+        raise OvalError(f"--crop must be a positive multiple of 16, not {cfg.crop}")
+    return cfg, resume
 
 
-def video_files(paths: list) -> list[Path]:
-    files = []
-    for p in map(Path, paths):
-        if p.is_dir():
-            files += sorted(f for f in p.rglob("*") if f.suffix.lower() in (".mp4", ".mkv", ".webm", ".avi", ".mov", ".y4m"))
-        elif p.is_file():
-            files.append(p)
-        else:
-            raise OvalError(f"data path not found: {p}")
-    if not files:
-        raise OvalError("no video files in --data")
-    return files
+def make_loader(cfg: TrainConfig, files: list, d: distributed.Dist):
+    """Each rank reads its own shard of the files (or, with fewer files than ranks, its own seed)."""
+    shard = files[d.rank::d.world] if len(files) >= d.world else files
+    if cfg.loader in ("dali", "auto"):
+        from oval import dali_loader
+        if dali_loader.usable(shard, d.device) or cfg.loader == "dali":
+            return dali_loader.DaliLoader(shard, cfg.crop, cfg.batch_size, d.device, seed=cfg.seed + d.rank)
+    return PrefetchLoader(shard, cfg.crop, cfg.batch_size, cfg.max_frames, workers=cfg.workers,
+                          seed=cfg.seed + d.rank)
 
 
-def load_frames(cfg: TrainConfig) -> list[torch.Tensor]:
-    """uint8 (H, W, 3) frames of every clip, and a half-size copy of each, big enough to crop."""
-    frames = []
-    for path in video_files(cfg.data):
-        try:
-            clip = read_frames(str(path), cfg.max_frames)
-        except OvalError as e:
-            print(f"warning: skipping {path}: {e}", file=sys.stderr)
-            continue
-        for f in clip:
-            full = torch.from_numpy(f)
-            frames.append(full)
-            half = F.interpolate(full.permute(2, 0, 1)[None].float(), scale_factor=0.5, mode="area",
-                                 antialias=False)[0].round().byte().permute(1, 2, 0).contiguous()
-            frames.append(half)
-    frames = [f for f in frames if min(f.shape[:2]) >= cfg.crop]
-    if not frames:
-        raise OvalError(f"no readable frames of at least {cfg.crop}x{cfg.crop} in --data")
-    return frames
-
-
-def random_batch(frames: list, cfg: TrainConfig, rng: random.Random) -> torch.Tensor:
-    crops = []
-    for _ in range(cfg.batch_size):
-        f = frames[rng.randrange(len(frames))]
-        y, x = rng.randrange(f.shape[0] - cfg.crop + 1), rng.randrange(f.shape[1] - cfg.crop + 1)
-        crop = f[y:y + cfg.crop, x:x + cfg.crop]
-        crops.append(crop.flip(1) if rng.random() < 0.5 else crop)
-    return frames_to_tensor(torch.stack(crops))
-
-
-def rd_loss(out: dict, x: torch.Tensor, lmbda: float) -> dict:
+def rd_loss(out: dict, x: torch.Tensor, cfg: TrainConfig) -> dict:
     num_pixels = x.shape[0] * x.shape[2] * x.shape[3]
     bpp = sum(torch.log2(lik).sum() for lik in out["likelihoods"].values()) / -num_pixels
-    mse = F.mse_loss(out["x_hat"], x)
-    return {"loss": lmbda * 255**2 * mse + bpp, "bpp": bpp, "mse": mse}
+    x_hat = out["x_hat"].float()
+    mse = F.mse_loss(x_hat, x)
+    if cfg.distortion == "ms-ssim":
+        from pytorch_msssim import ms_ssim
+        distortion = 1 - ms_ssim(x_hat.clamp(0, 1), x, data_range=1.0, win_size=7)
+    else:
+        distortion = 255**2 * mse
+    return {"loss": cfg.lmbda * distortion + bpp, "bpp": bpp, "mse": mse}
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -120,76 +119,171 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
     warm = min(200, cfg.steps // 10)
     if step < warm:
         return cfg.lr * (step + 1) / warm
-    t = (step - warm) / max(1, cfg.steps - warm)
+    t = min(1.0, (step - warm) / max(1, cfg.steps - warm))
     return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * t))
 
 
-def save_checkpoint(path: Path, model, optimizer, step: int, cfg: TrainConfig, rng: random.Random) -> None:
+def save_checkpoint(path: Path, model, optimizer, step: int, cfg: TrainConfig, rng: random.Random,
+                    best: float) -> None:
     tmp = path.with_name(path.name + ".part")
     torch.save({"arch": model.arch, "model_config": dataclasses.asdict(model.config),
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
-                "train_config": dataclasses.asdict(cfg), "torch_rng": torch.get_rng_state(),
+                "best": best, "train_config": dataclasses.asdict(cfg), "torch_rng": torch.get_rng_state(),
                 "py_rng": rng.getstate()}, tmp)  # nested tuples of ints: safe for weights_only loading
     os.replace(tmp, path)
 
 
-def train(cfg: TrainConfig, resume: bool = False) -> Path:
-    device = pick_device(cfg.device)
+def load_checkpoint(path: Path, cfg: TrainConfig, model, optimizer, rng: random.Random) -> tuple[int, float]:
+    ckpt = torch.load(str(path), map_location="cpu", weights_only=True)
+    saved = ckpt.get("train_config", {})
+    for key in RESUME_KEYS:
+        if key in saved and saved[key] != getattr(cfg, key):
+            raise OvalError(f"cannot resume {path}: --{key.replace('_', '-')} {getattr(cfg, key)} "
+                            f"differs from the run's {saved[key]}")
+    model.load_state_dict(ckpt["model"])
+    optimizer.load_state_dict(ckpt["optimizer"])
+    torch.set_rng_state(ckpt["torch_rng"])
+    version, state, gauss = ckpt["py_rng"]
+    rng.setstate((version, tuple(state), gauss))
+    return ckpt["step"], ckpt.get("best", float("inf"))
+
+
+class Logger:
+    """TensorBoard (rank 0 only) plus a line on stderr per log interval."""
+
+    def __init__(self, run_dir: Path, enabled: bool):
+        self.tb = None
+        if enabled:
+            from torch.utils.tensorboard import SummaryWriter
+            self.tb = SummaryWriter(str(run_dir / "logs"))
+
+    def scalars(self, step: int, values: dict, prefix: str) -> None:
+        if self.tb:
+            for k, v in values.items():
+                if v is not None and math.isfinite(v):
+                    self.tb.add_scalar(f"{prefix}/{k}", v, step)
+
+    def validation(self, step: int, stats: dict, source: np.ndarray, latents: torch.Tensor) -> None:
+        if not self.tb:
+            return
+        self.scalars(step, {k: v for k, v in stats.items() if k != "recon"}, "val")
+        recon = stats["recon"]
+        error = np.clip(np.abs(source.astype(np.int16) - recon.astype(np.int16)) * 4, 0, 255).astype(np.uint8)
+        self.tb.add_image("val/original|reconstruction|error", np.concatenate([source, recon, error], 1),
+                          step, dataformats="HWC")
+        self.tb.add_histogram("val/latents", latents, step)
+
+    def close(self, hparams: dict, metrics: dict) -> None:
+        if self.tb:
+            self.tb.add_hparams(hparams, metrics, run_name="hparams")
+            self.tb.close()
+
+
+def validate(model, frames, d, logger, step) -> dict:
+    from oval.evaluate import evaluate_frames
+    stats = evaluate_frames(model, frames, d.device)
+    with torch.no_grad():
+        latents = model.g_a(frames_to_tensor(torch.from_numpy(frames[0]).to(d.device))).round().cpu()
+    logger.validation(step, stats, frames[0], latents)
+    return stats
+
+
+def train(cfg: TrainConfig, resume: bool = False) -> Optional[Path]:
+    d = distributed.init(pick_device(cfg.device))
     out = Path(cfg.out)
-    (out / "checkpoints").mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
-    torch.manual_seed(cfg.seed)
+    files = usable_files(video_files(cfg.data), cfg.crop)
+    val_frames = read_frames(cfg.val or str(files[0]), cfg.val_frames)
+    if d.main:
+        (out / "checkpoints").mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(cfg.seed + d.rank)
     rng = random.Random(cfg.seed)
-    model = build_model(cfg.arch, {"N": cfg.N, "M": cfg.M}).to(device)
+    model = build_model(cfg.arch, {"N": cfg.N, "M": cfg.M}).to(d.device)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    step = 0
-    last = out / "checkpoints" / "last.pt"
-    if resume and last.is_file():
-        ckpt = torch.load(str(last), map_location=device, weights_only=True)
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        step = ckpt["step"]
-        torch.set_rng_state(ckpt["torch_rng"])
-        version, state, gauss = ckpt["py_rng"]
-        rng.setstate((version, tuple(state), gauss))
-    frames = load_frames(cfg)
-    print(f"training {cfg.arch} on {len(frames)} frames, {cfg.steps} steps, device {device}", file=sys.stderr)
+    step, best = 0, float("inf")
+    last, best_path = out / "checkpoints" / "last.pt", out / "checkpoints" / "best.pt"
+    if resume:
+        if not last.is_file():
+            raise OvalError(f"nothing to resume: {last} does not exist")
+        step, best = load_checkpoint(last, cfg, model, optimizer, rng)
+    if d.main:
+        (out / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
+    cuda = d.device.type == "cuda"
+    if cuda:
+        model = model.to(memory_format=torch.channels_last)
+    step_model = distributed.wrap(model, d)
+    if cfg.compile:
+        step_model = torch.compile(step_model)
+    loader = make_loader(cfg, files, d)
+    logger = Logger(out, d.main)
+    from tqdm import tqdm
+    bar = tqdm(total=cfg.steps, initial=step, desc="train", unit="step", file=sys.stderr,
+               disable=not d.main, dynamic_ncols=True)
     model.train()
-    t0, seen, skipped = time.time(), 0, 0
-    stats = {"loss": 0.0, "bpp": 0.0, "psnr": 0.0}
-    while step < cfg.steps:
-        for group in optimizer.param_groups:
-            group["lr"] = lr_at(step, cfg)
-        x = random_batch(frames, cfg, rng).to(device)
-        losses = rd_loss(model(x), x, cfg.lmbda)
-        optimizer.zero_grad(set_to_none=True)
-        if not torch.isfinite(losses["loss"]):
-            skipped += 1  # a bad step is skipped rather than allowed to poison the weights
+    sums, seen, skipped, t0, val = {"loss": 0.0, "bpp": 0.0, "psnr": 0.0}, 0, 0, time.time(), {}
+    try:
+        while step < cfg.steps:
+            for group in optimizer.param_groups:
+                group["lr"] = lr_at(step, cfg)
+            x = frames_to_tensor(loader.next_batch().to(d.device, non_blocking=True))
+            if cuda:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with torch.autocast(d.device.type, dtype=torch.bfloat16, enabled=cuda):
+                losses = rd_loss(step_model(x), x, cfg)
+            optimizer.zero_grad(set_to_none=True)
             step += 1
-            continue
-        losses["loss"].backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
-        optimizer.step()
-        step += 1
-        seen += 1
-        stats["loss"] += losses["loss"].item()
-        stats["bpp"] += losses["bpp"].item()
-        stats["psnr"] += -10 * math.log10(max(losses["mse"].item(), 1e-10))
-        if step % cfg.log_every == 0 or step == cfg.steps:
-            rate = seen / (time.time() - t0)
-            print(f"step {step}/{cfg.steps}  loss {stats['loss'] / seen:.4f}  bpp {stats['bpp'] / seen:.4f}  "
-                  f"psnr {stats['psnr'] / seen:.2f}  lr {lr_at(step, cfg):.2e}  {rate:.1f} steps/s  "
-                  f"skipped {skipped}", file=sys.stderr, flush=True)
-            t0, seen = time.time(), 0
-            stats = dict.fromkeys(stats, 0.0)
-        if step % cfg.save_every == 0 or step == cfg.steps:
-            save_checkpoint(last, model, optimizer, step, cfg, rng)
-    model.eval()
-    model.update()
-    save_model(model, out / "model.safetensors", {"lmbda": cfg.lmbda, "steps": step,
-                                                   "data": ",".join(map(str, cfg.data))})
-    print(f"wrote {out / 'model.safetensors'}", file=sys.stderr)
-    return out / "model.safetensors"
+            if not distributed.all_finite(losses["loss"].detach(), d):
+                skipped += 1  # skip a bad step rather than let it poison the weights
+                continue
+            losses["loss"].backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
+            optimizer.step()
+            seen += 1
+            for k, v in (("loss", losses["loss"].item()), ("bpp", losses["bpp"].item()),
+                         ("psnr", -10 * math.log10(max(losses["mse"].item(), 1e-10)))):
+                sums[k] += v
+            bar.update(1)
+            if step % cfg.log_every == 0 or step == cfg.steps:
+                elapsed = time.time() - t0
+                stats = {k: v / max(1, seen) for k, v in sums.items()}
+                stats.update(lr=lr_at(step, cfg), frames_per_s=seen * cfg.batch_size * d.world / elapsed,
+                             data_wait_fraction=loader.wait_fraction(), skipped=skipped)
+                logger.scalars(step, stats, "train")
+                bar.set_postfix(loss=f"{stats['loss']:.3f}", bpp=f"{stats['bpp']:.3f}", psnr=f"{stats['psnr']:.2f}")
+                if d.main:
+                    bar.write(f"step {step}/{cfg.steps}  loss {stats['loss']:.4f}  bpp {stats['bpp']:.4f}  "
+                              f"psnr {stats['psnr']:.2f}  lr {stats['lr']:.2e}  "
+                              f"{stats['frames_per_s']:.0f} crops/s  data wait {stats['data_wait_fraction']:.1%}",
+                              file=sys.stderr)
+                sums, seen, t0 = dict.fromkeys(sums, 0.0), 0, time.time()
+            if d.main and (step % cfg.val_every == 0 or step == cfg.steps):
+                val = validate(model, val_frames, d, logger, step)
+                cost = cfg.lmbda * 255**2 * val["mse"] + val["bpp"]
+                if cost < best:
+                    best = cost
+                    save_checkpoint(best_path, model, optimizer, step, cfg, rng, best)
+            if d.main and (step % cfg.save_every == 0 or step == cfg.steps):
+                save_checkpoint(last, model, optimizer, step, cfg, rng, best)
+    except KeyboardInterrupt:
+        if d.main:
+            save_checkpoint(last, model, optimizer, step, cfg, rng, best)
+            print(f"\ninterrupted: saved step {step} to {last} (continue with --resume)", file=sys.stderr)
+        raise
+    finally:
+        bar.close()
+        loader.close()
+    distributed.barrier(d)
+    result = None
+    if d.main:
+        model.eval()
+        model.update()
+        save_model(model, out / "model.safetensors", {"lmbda": cfg.lmbda, "steps": step})
+        hparams = {k: v for k, v in dataclasses.asdict(cfg).items() if isinstance(v, (int, float, str, bool))}
+        logger.close(hparams, {"hparam/val_bpp": val.get("bpp", float("nan")),
+                               "hparam/val_psnr": val.get("psnr", float("nan"))})
+        print(f"wrote {out / 'model.safetensors'}", file=sys.stderr)
+        result = out / "model.safetensors"
+    distributed.shutdown(d)
+    return result
 
 
 def main(argv=None) -> int:
@@ -200,7 +294,6 @@ def main(argv=None) -> int:
         print(f"oval.train: error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("oval.train: interrupted", file=sys.stderr)
         return 130
     return 0
 
