@@ -45,6 +45,7 @@ class TrainConfig:
     crop: int = 128
     lmbda: float = 0.013  # rate-distortion trade-off: higher = more quality, more bits
     distortion: str = "mse"  # or "ms-ssim"
+    noise: float = 0.0  # Gaussian noise sigma on the model's input in training; never in evaluation
     lr: float = 3e-4
     min_lr: float = 1e-5  # end of the cosine decay
     clip: float = 1.0  # gradient-norm clipping
@@ -65,8 +66,8 @@ def parse_args(argv=None) -> tuple[TrainConfig, bool]:
     p = argparse.ArgumentParser(prog="python -m oval.train", description=__doc__.splitlines()[0])
     p.add_argument("--data", nargs="+", required=True, help="video files or directories of them")
     p.add_argument("--out", required=True, help="run directory")
-    helps = {"distortion": "mse or ms-ssim", "loader": "auto, pyav or dali",
-             "val": "held-out clip for validation", "device": "auto, cpu or cuda"}
+    helps = {"distortion": "mse or ms-ssim", "noise": "Gaussian noise sigma added to training inputs",
+             "loader": "auto, pyav or dali", "val": "held-out clip for validation", "device": "auto, cpu or cuda"}
     defaults = TrainConfig(data=[], out="")
     for field in dataclasses.fields(TrainConfig):
         if field.name in ("data", "out"):
@@ -224,11 +225,13 @@ def train(cfg: TrainConfig, resume: bool = False) -> Optional[Path]:
         while step < cfg.steps:
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(step, cfg)
-            x = frames_to_tensor(loader.next_batch().to(d.device, non_blocking=True))
+            frames = loader.next_batch().to(d.device, non_blocking=True)
+            x = frames_to_tensor(frames)  # the target is always the clean frame
+            x_in = frames_to_tensor(frames, noise=cfg.noise) if cfg.noise > 0 else x
             if cuda:
-                x = x.contiguous(memory_format=torch.channels_last)
+                x, x_in = (t.contiguous(memory_format=torch.channels_last) for t in (x, x_in))
             with torch.autocast(d.device.type, dtype=torch.bfloat16, enabled=cuda):
-                losses = rd_loss(step_model(x), x, cfg)
+                losses = rd_loss(step_model(x_in), x, cfg)
             optimizer.zero_grad(set_to_none=True)
             step += 1
             if not distributed.all_finite(losses["loss"].detach(), d):

@@ -30,7 +30,7 @@ def scalars(run: Path) -> dict:
 def trained(odd_clip, tmp_path_factory):
     run = tmp_path_factory.mktemp("run")
     rc = train_main(["--data", odd_clip, "--out", str(run), "--steps", "60", "--log-every", "10",
-                     "--val-every", "30", "--save-every", "30", "--lr", "1e-3", *TINY])
+                     "--val-every", "30", "--save-every", "30", "--lr", "1e-3", "--noise", "0.01", *TINY])
     assert rc == 0
     return run
 

@@ -1,0 +1,110 @@
+"""Does the data path keep up with training? Crops/s the loader delivers, crops/s a training step
+consumes, and the fraction of step time spent waiting for data in a real training loop.
+
+    python benchmarks/loader.py [CLIP ...] [--loader pyav|dali] [--batch-size 8] [--crop 128]
+                                [--steps 50] [--device auto|cpu|cuda] [--json PATH]
+"""
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from oval.device import pick_device
+from oval.kernels import frames_to_tensor
+from oval.models.store import build_model
+from oval.samples import CLIPS, sample_path
+
+
+def make_loader(kind, files, crop, batch, device):
+    if kind == "dali":
+        from oval.dali_loader import DaliLoader
+        return DaliLoader(files, crop, batch, device)
+    from oval.data import PrefetchLoader
+    return PrefetchLoader(files, crop, batch, workers=2)
+
+
+def sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("clips", nargs="*", default=["bikes", "bigbuckbunny"])
+    p.add_argument("--loader", default="pyav", choices=("pyav", "dali"))
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--crop", type=int, default=128)
+    p.add_argument("--steps", type=int, default=50)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--json", metavar="PATH")
+    args = p.parse_args(argv)
+    device = pick_device(args.device)
+    files = [sample_path(c) if c in CLIPS else Path(c) for c in args.clips]
+
+    # 1. The loader alone, after its warm-up (shuffle buffer filled).
+    loader = make_loader(args.loader, files, args.crop, args.batch_size, device)
+    for _ in range(3):
+        loader.next_batch()
+    start = time.perf_counter()
+    for _ in range(args.steps):
+        loader.next_batch()
+    delivered = args.steps * args.batch_size / (time.perf_counter() - start)
+    loader.close()
+
+    # 2. The training step alone, on one batch held in memory.
+    model = build_model("oval-factorized", {"N": 64, "M": 96}).to(device).train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+    batch = torch.randint(0, 256, (args.batch_size, args.crop, args.crop, 3), dtype=torch.uint8, device=device)
+
+    def step(frames):
+        x = frames_to_tensor(frames)
+        out = model(x)
+        bpp = -torch.log2(out["likelihoods"]["y"]).sum() / (x.shape[0] * x.shape[2] * x.shape[3])
+        loss = 0.013 * 255**2 * torch.mean((out["x_hat"] - x) ** 2) + bpp
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+    for _ in range(3):
+        step(batch)
+    times = []
+    for _ in range(max(5, args.steps // 5)):
+        sync(device)
+        t = time.perf_counter()
+        step(batch)
+        sync(device)
+        times.append(time.perf_counter() - t)
+    consumed = args.batch_size / statistics.median(times)
+
+    # 3. Both together: the share of wall time the loop waits for data.
+    loader = make_loader(args.loader, files, args.crop, args.batch_size, device)
+    for _ in range(3):
+        step(loader.next_batch().to(device))
+    wait = 0.0
+    sync(device)
+    start = time.perf_counter()
+    for _ in range(args.steps):
+        t = time.perf_counter()
+        frames = loader.next_batch().to(device)
+        wait += time.perf_counter() - t
+        step(frames)
+    sync(device)
+    wall = time.perf_counter() - start
+    loader.close()
+
+    result = {"loader": args.loader, "device": str(device), "batch_size": args.batch_size, "crop": args.crop,
+              "loader_crops_per_s": delivered, "step_crops_per_s": consumed, "data_wait_fraction": wait / wall}
+    print(f"| loader | device | delivers (crops/s) | step consumes (crops/s) | data wait |")
+    print(f"|---|---|---|---|---|")
+    print(f"| {args.loader} | {device} | {delivered:.0f} | {consumed:.0f} | {wait / wall:.1%} |")
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
