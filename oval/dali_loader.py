@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 
+from oval.data import crop_size
 from oval.errors import OvalError
 
 CPU_CODECS = ("vp9",)
@@ -48,7 +49,7 @@ def usable(files: list, device: torch.device) -> bool:
         return False
 
 
-def build_pipeline(files: list, crop: int, batch_size: int, device: str, sequence_length: int = 1,
+def build_pipeline(files: list, crop, batch_size: int, device: str, sequence_length: int = 1,
                    seed: int = 0, shard_id: int = 0, num_shards: int = 1, num_threads: int = 2,
                    device_id=None):
     dali = _dali()
@@ -60,7 +61,7 @@ def build_pipeline(files: list, crop: int, batch_size: int, device: str, sequenc
                                                sequence_length=sequence_length, random_shuffle=True,
                                                initial_fill=64, shard_id=shard_id, num_shards=num_shards,
                                                name="reader")
-        frames = fn.crop(frames, crop=(crop, crop), crop_pos_x=fn.random.uniform(range=(0.0, 1.0)),
+        frames = fn.crop(frames, crop=crop_size(crop), crop_pos_x=fn.random.uniform(range=(0.0, 1.0)),
                          crop_pos_y=fn.random.uniform(range=(0.0, 1.0)))
         return fn.flip(frames, horizontal=fn.random.coin_flip())
 
@@ -69,9 +70,9 @@ def build_pipeline(files: list, crop: int, batch_size: int, device: str, sequenc
 
 
 class DaliLoader:
-    """Same interface as PrefetchLoader: next_batch() -> uint8 (B, crop, crop, 3) on the pipeline's device."""
+    """Same interface as PrefetchLoader: next_batch() -> uint8 (B, crop_h, crop_w, 3) on the pipeline's device."""
 
-    def __init__(self, files: list, crop: int, batch_size: int, device: torch.device, seed: int = 0,
+    def __init__(self, files: list, crop, batch_size: int, device: torch.device, seed: int = 0,
                  shard_id: int = 0, num_shards: int = 1):
         from nvidia.dali.plugin.pytorch import DALIGenericIterator
 

@@ -37,8 +37,19 @@ def video_files(paths) -> list[Path]:
     return files
 
 
-def usable_files(files: list[Path], crop: int) -> list[Path]:
+def crop_size(crop) -> tuple[int, int]:
+    """(height, width) from an int (square) or a pair."""
+    return (crop, crop) if isinstance(crop, int) else (int(crop[0]), int(crop[-1]))
+
+
+def fits(shape, crop) -> bool:
+    ch, cw = crop_size(crop)
+    return shape[0] >= ch and shape[1] >= cw
+
+
+def usable_files(files: list[Path], crop) -> list[Path]:
     """Files that open and are large enough to crop; the others are skipped with a warning."""
+    ch, cw = crop_size(crop)
     usable = []
     for f in files:
         try:
@@ -47,18 +58,19 @@ def usable_files(files: list[Path], crop: int) -> list[Path]:
         except OvalError as e:
             print(f"warning: skipping {f}: {e}", file=sys.stderr)
             continue
-        if min(w, h) < crop:
-            raise OvalError(f"crop {crop} is larger than {f} ({w}x{h})")
+        if not fits((h, w), crop):
+            raise OvalError(f"crop {ch}x{cw} (HxW) is larger than {f} ({w}x{h})")
         usable.append(f)
     if not usable:
         raise OvalError("none of the --data videos could be read")
     return usable
 
 
-def random_crop(frame: np.ndarray, crop: int, rng: random.Random) -> np.ndarray:
-    y = rng.randrange(frame.shape[0] - crop + 1)
-    x = rng.randrange(frame.shape[1] - crop + 1)
-    out = frame[y:y + crop, x:x + crop]
+def random_crop(frame: np.ndarray, crop, rng: random.Random) -> np.ndarray:
+    ch, cw = crop_size(crop)
+    y = rng.randrange(frame.shape[0] - ch + 1)
+    x = rng.randrange(frame.shape[1] - cw + 1)
+    out = frame[y:y + ch, x:x + cw]
     return np.ascontiguousarray(out[:, ::-1] if rng.random() < 0.5 else out)
 
 
@@ -70,9 +82,9 @@ def half_size(frame: np.ndarray) -> np.ndarray:
 
 
 class PrefetchLoader:
-    """Yields uint8 (B, crop, crop, 3) batches forever; call close() to stop the threads."""
+    """Yields uint8 (B, crop_h, crop_w, 3) batches forever; call close() to stop the threads."""
 
-    def __init__(self, files: list[Path], crop: int, batch_size: int, max_frames: Optional[int] = None,
+    def __init__(self, files: list[Path], crop, batch_size: int, max_frames: Optional[int] = None,
                  workers: int = 2, queue_size: int = 512, shuffle_buffer: int = 256,
                  crops_per_frame: int = 2, seed: int = 0):
         self.files, self.crop, self.batch_size = list(files), crop, batch_size
@@ -98,7 +110,7 @@ class PrefetchLoader:
                 with VideoReader(str(path), self.max_frames) as reader:
                     for frame in reader:
                         for f in (frame, half_size(frame)):
-                            if min(f.shape[:2]) < self.crop:
+                            if not fits(f.shape, self.crop):
                                 continue
                             for _ in range(self.crops_per_frame):
                                 if not self._put(random_crop(f, self.crop, rng)):

@@ -33,61 +33,71 @@ from oval.models.store import build_model, save_model
 RESUME_KEYS = ("arch", "N", "M", "lmbda", "distortion", "crop", "batch_size", "lr", "min_lr")
 
 
+def _opt(default, help_text: str):
+    return dataclasses.field(default=default, metadata={"help": help_text})
+
+
 @dataclasses.dataclass
 class TrainConfig:
     data: list
     out: str
-    arch: str = "oval-factorized"
-    N: int = 64  # hidden channels
-    M: int = 96  # latent channels
-    steps: int = 5000
-    batch_size: int = 8
-    crop: int = 128
-    lmbda: float = 0.013  # rate-distortion trade-off: higher = more quality, more bits
-    distortion: str = "mse"  # or "ms-ssim"
-    noise: float = 0.0  # Gaussian noise sigma on the model's input in training; never in evaluation
-    lr: float = 3e-4
-    min_lr: float = 1e-5  # end of the cosine decay
-    clip: float = 1.0  # gradient-norm clipping
-    max_frames: int = 300  # per clip
-    val: str = ""  # held-out clip for validation (default: the first --data file)
-    val_frames: int = 4
-    val_every: int = 1000
-    device: str = "auto"
-    loader: str = "auto"
-    workers: int = 2
-    compile: bool = False  # torch.compile the model (CUDA)
-    seed: int = 0
-    log_every: int = 100
-    save_every: int = 1000
+    arch: str = _opt("oval-factorized", "model architecture id")
+    N: int = _opt(64, "channels of the hidden layers")
+    M: int = _opt(96, "channels of the latent representation")
+    steps: int = _opt(5000, "training steps in all (a resumed run continues up to this)")
+    batch_size: int = _opt(8, "crops per step and process")
+    crop: tuple = _opt((128, 128), "training crop height and width (one value: a square)")
+    lmbda: float = _opt(0.013, "rate-distortion trade-off: higher gives more quality and more bits")
+    distortion: str = _opt("mse", "distortion term: mse or ms-ssim")
+    noise: float = _opt(0.0, "Gaussian noise sigma on the model's input in training (never in evaluation)")
+    lr: float = _opt(3e-4, "peak learning rate (Adam)")
+    min_lr: float = _opt(1e-5, "learning rate at the end of the cosine decay")
+    clip: float = _opt(1.0, "gradient-norm clipping")
+    max_frames: int = _opt(300, "frames read per clip")
+    val: str = _opt("", "held-out clip for validation (default: the first --data file)")
+    val_frames: int = _opt(4, "validation frames coded through the real entropy coder")
+    val_every: int = _opt(1000, "steps between validations")
+    device: str = _opt("auto", "auto, cpu or cuda")
+    loader: str = _opt("auto", "auto, pyav or dali")
+    workers: int = _opt(2, "PyAV loader threads")
+    compile: bool = _opt(False, "torch.compile the model (useful on CUDA)")
+    seed: int = _opt(0, "random seed")
+    log_every: int = _opt(100, "steps between log lines and TensorBoard scalars")
+    save_every: int = _opt(1000, "steps between checkpoints")
 
 
 def parse_args(argv=None) -> tuple[TrainConfig, bool]:
     p = argparse.ArgumentParser(prog="python -m oval.train", description=__doc__.splitlines()[0])
     p.add_argument("--data", nargs="+", required=True, help="video files or directories of them")
     p.add_argument("--out", required=True, help="run directory")
-    helps = {"distortion": "mse or ms-ssim", "noise": "Gaussian noise sigma added to training inputs",
-             "loader": "auto, pyav or dali", "val": "held-out clip for validation", "device": "auto, cpu or cuda"}
     defaults = TrainConfig(data=[], out="")
     for field in dataclasses.fields(TrainConfig):
         if field.name in ("data", "out"):
             continue
         flag, default = "--" + field.name.replace("_", "-"), getattr(defaults, field.name)
+        text = field.metadata["help"]
         if isinstance(default, bool):
-            p.add_argument(flag, action="store_true", help=helps.get(field.name))
+            p.add_argument(flag, action="store_true", help=text)
+        elif isinstance(default, tuple):
+            p.add_argument(flag, type=int, nargs="+", default=default, metavar=("H", "W"),
+                           help=f"{text} (default: {default[0]} {default[1]})")
         else:
-            p.add_argument(flag, type=type(default), default=default,
-                           help=f"{helps.get(field.name, '')} (default: {default})".strip())
+            p.add_argument(flag, type=type(default), default=default, help=f"{text} (default: {default})")
     p.add_argument("--resume", action="store_true", help="continue from RUN_DIR/checkpoints/last.pt")
     args = vars(p.parse_args(argv))
     resume = args.pop("resume")
+    if not 1 <= len(args["crop"]) <= 2:
+        raise OvalError("--crop takes H and W (or one value for a square)")
+    args["crop"] = (args["crop"][0], args["crop"][-1])
     cfg = TrainConfig(**args)
     if cfg.distortion not in ("mse", "ms-ssim"):
         raise OvalError(f"--distortion must be mse or ms-ssim, not {cfg.distortion!r}")
     if cfg.loader not in ("auto", "pyav", "dali"):
         raise OvalError(f"--loader must be auto, pyav or dali, not {cfg.loader!r}")
-    if cfg.crop % 16 or cfg.crop < 16:
-        raise OvalError(f"--crop must be a positive multiple of 16, not {cfg.crop}")
+    if any(c % 16 or c < 16 for c in cfg.crop):
+        raise OvalError(f"--crop sizes must be positive multiples of 16, not {cfg.crop[0]} {cfg.crop[1]}")
+    if cfg.distortion == "ms-ssim" and min(cfg.crop) <= 96:
+        raise OvalError("--distortion ms-ssim needs crops larger than 96 pixels (five scales)")
     return cfg, resume
 
 
@@ -138,9 +148,9 @@ def load_checkpoint(path: Path, cfg: TrainConfig, model, optimizer, rng: random.
     ckpt = torch.load(str(path), map_location="cpu", weights_only=True)
     saved = ckpt.get("train_config", {})
     for key in RESUME_KEYS:
-        if key in saved and saved[key] != getattr(cfg, key):
-            raise OvalError(f"cannot resume {path}: --{key.replace('_', '-')} {getattr(cfg, key)} "
-                            f"differs from the run's {saved[key]}")
+        old, new = saved.get(key), getattr(cfg, key)
+        if key in saved and (tuple(old) if isinstance(old, list) else old) != new:
+            raise OvalError(f"cannot resume {path}: --{key.replace('_', '-')} {new} differs from the run's {old}")
     model.load_state_dict(ckpt["model"])
     optimizer.load_state_dict(ckpt["optimizer"])
     torch.set_rng_state(ckpt["torch_rng"])

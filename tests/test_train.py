@@ -14,7 +14,7 @@ from conftest import moving_pattern
 from oval.cli import encode_main
 from oval.train import main as train_main
 
-TINY = ["--N", "8", "--M", "8", "--crop", "32", "--batch-size", "2", "--workers", "1", "--val-frames", "2"]
+TINY = ["--N", "8", "--M", "8", "--crop", "32", "48", "--batch-size", "2", "--workers", "1", "--val-frames", "2"]
 
 
 def scalars(run: Path) -> dict:
@@ -79,8 +79,10 @@ def test_bad_input(odd_clip, tmp_path, capsys):
     assert train_main(["--data", str(tmp_path / "junk.mp4"), *out]) == 1
     err = capsys.readouterr().err
     assert "skipping" in err and "none of the --data videos could be read" in err
-    assert train_main(["--data", odd_clip, *out, "--crop", "64"]) == 1
-    assert "crop 64 is larger than" in capsys.readouterr().err
+    assert train_main(["--data", odd_clip, *out, "--crop", "48", "64"]) == 1
+    assert "crop 48x64 (HxW) is larger than" in capsys.readouterr().err
+    assert train_main(["--data", odd_clip, *out, "--crop", "30"]) == 1
+    assert "multiples of 16" in capsys.readouterr().err
 
 
 @pytest.fixture(scope="module")
