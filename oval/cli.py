@@ -9,7 +9,7 @@ from pathlib import Path
 
 from oval.errors import OvalError
 
-BACKENDS = ("torch", "onnxruntime", "tensorrt")
+BACKENDS = ("torch", "onnxruntime", "tensorrt")  # oval.export.runtimes.BACKENDS, without importing it
 
 
 def _common_args(p: argparse.ArgumentParser) -> None:
@@ -17,7 +17,8 @@ def _common_args(p: argparse.ArgumentParser) -> None:
                    help="'default' (shipped), a .safetensors model, a .pt checkpoint or a training run directory")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--backend", default="torch", choices=BACKENDS,
-                   help="runtime for the transforms (only torch is available in this version)")
+                   help="runtime for the transforms; onnxruntime and tensorrt export the model once into "
+                        "~/.cache/oval (or $OVAL_CACHE)")
     p.add_argument("--json", action="store_true", help="print one JSON summary object on stdout, last")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary on stderr")
 
@@ -26,11 +27,6 @@ def _progress(total, desc: str, quiet: bool):
     from tqdm import tqdm
     return tqdm(total=total or None, desc=desc, unit="frame", file=sys.stderr, disable=quiet,
                 dynamic_ncols=True, leave=False)
-
-
-def _check_backend(name: str) -> None:
-    if name != "torch":
-        raise OvalError(f"backend {name!r} is not available in this version of OVAL; use --backend torch")
 
 
 def _summary(kind: str, stats: dict) -> str:
@@ -67,6 +63,13 @@ def _run(fn, prog: str, argv) -> int:
         return 130
 
 
+def _load(args, device):
+    """The model, behind the runtime --backend asks for."""
+    from oval.export import runtimes
+    from oval.models.store import load_model
+    return runtimes.load(args.backend, load_model(args.model, device), device)
+
+
 # --- oval-encode ----------------------------------------------------------------------------
 
 def _encode(argv) -> int:
@@ -83,9 +86,7 @@ def _encode(argv) -> int:
 
     from oval import codec, io
     from oval.device import pick_device
-    from oval.models.store import load_model
 
-    _check_backend(args.backend)
     if args.max_frames is not None and args.max_frames < 1:
         raise OvalError("--max-frames must be at least 1")
     out = Path(args.output)
@@ -94,7 +95,7 @@ def _encode(argv) -> int:
         io.check_output_dir(Path(args.recon))
     device = pick_device(args.device)
     reader = io.VideoReader(args.input, args.max_frames)
-    model = load_model(args.model, device)
+    model = _load(args, device)
     if args.quality not in (None, 0):
         raise OvalError(f"model {model.arch} has one quality level (0); --quality {args.quality} is not available")
     info = reader.info
@@ -137,7 +138,7 @@ def _encode(argv) -> int:
              **_rates(n_bytes, frames, info.width, info.height, float(info.fps)),
              "psnr": sum(finite) / len(finite) if finite else None,
              "encode_fps": frames / elapsed, "model": model.arch, "fingerprint": model.fingerprint.hex(),
-             "device": str(device), "output": str(out)}
+             "device": str(device), "backend": args.backend, "output": str(out)}
     _report("encoded", stats, args)
     return 0
 
@@ -154,9 +155,7 @@ def _decode(argv) -> int:
 
     from oval import bitstream, codec, io
     from oval.device import pick_device
-    from oval.models.store import load_model
 
-    _check_backend(args.backend)
     out = Path(args.output)
     if out.suffix.lower() not in io.WRITE_FORMATS:
         raise OvalError(f"unsupported output format {out.suffix or '(none)'}; use one of {', '.join(io.WRITE_FORMATS)}")
@@ -170,7 +169,7 @@ def _decode(argv) -> int:
         except bitstream.FormatError as e:
             raise OvalError(f"{args.input}: {e}") from None
         header = reader.header
-        model = load_model(args.model, device)
+        model = _load(args, device)
         try:
             decoder = codec.Decoder(model, header, device)
         except bitstream.FormatError as e:
@@ -214,7 +213,7 @@ def _decode(argv) -> int:
     stats = {"frames": frames, "width": header.width, "height": header.height, "bytes": n_bytes,
              **_rates(n_bytes, frames, header.width, header.height, fps),
              "decode_fps": frames / elapsed if elapsed > 0 else 0.0, "model": header.model_arch,
-             "device": str(device), "output": str(out)}
+             "device": str(device), "backend": args.backend, "output": str(out)}
     _report("decoded", stats, args)
     return 0
 

@@ -1,0 +1,101 @@
+"""The codec's --backend: torch, onnxruntime or tensorrt behind one interface.
+
+A runtime wraps a loaded model and speaks the same contract the codec uses (compress, decompress,
+arch, fingerprint, stride): only the transforms g_a / g_s change hands; the entropy model stays the
+integer tables, so a stream written by any backend decodes with any other.
+"""
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from oval.errors import OvalError
+
+BACKENDS = ("torch", "onnxruntime", "tensorrt")
+
+
+def cache_dir(model) -> Path:
+    root = Path(os.environ.get("OVAL_CACHE") or Path.home() / ".cache" / "oval")
+    return root / "export" / model.fingerprint.hex()
+
+
+def _probe_frame() -> np.ndarray:
+    """A deterministic smooth frame for the parity check of a cached export."""
+    yy, xx = np.mgrid[0:144, 0:176]
+    chans = [127 + 100 * np.sin(0.07 * xx + 0.05 * yy + c) for c in range(3)]
+    return np.clip(np.stack(chans, -1), 0, 255).astype(np.uint8)
+
+
+def ensure_export(model, out: Path | None = None) -> Path:
+    """ONNX graphs for this model (by fingerprint), exported once into the cache."""
+    from oval.export.onnx import export_onnx, read_manifest
+    out = out or cache_dir(model)
+    manifest = read_manifest(out)
+    if manifest is None or manifest.get("fingerprint") != model.fingerprint.hex():
+        export_onnx(model, out, [_probe_frame()])
+    return out
+
+
+class RuntimeModel:
+    """The model contract with other runtimes behind g_a / g_s."""
+
+    def __init__(self, model, g_a, g_s, backend: str):
+        self.arch, self.fingerprint, self.stride = model.arch, model.fingerprint, model.stride
+        self.config, self.entropy_bottleneck, self.backend = model.config, model.entropy_bottleneck.cpu(), backend
+        self._g_a, self._g_s = g_a, g_s
+
+    @torch.no_grad()
+    def compress(self, x: torch.Tensor) -> dict:
+        y = self._g_a(x)
+        return {"strings": [self.entropy_bottleneck.compress(y)], "shape": tuple(y.shape[-2:])}
+
+    @torch.no_grad()
+    def decompress(self, strings: list, shape: tuple) -> dict:
+        y_hat = self.entropy_bottleneck.decompress(strings[0], shape)
+        return {"x_hat": self._g_s(y_hat).clamp_(0, 1)}
+
+
+def _ort_transform(path: Path, device: torch.device):
+    from oval.export.onnx import session
+    sess = session(path, device)
+    name = sess.get_inputs()[0].name
+
+    def run(t: torch.Tensor) -> torch.Tensor:
+        out = sess.run(None, {name: t.detach().to("cpu", torch.float32).contiguous().numpy()})[0]
+        return torch.from_numpy(out).to(device)
+
+    return run
+
+
+def _tensorrt_model(model, device: torch.device):
+    from oval.export import tensorrt as trt_export
+    from oval.export.onnx import SizeProfile, read_manifest, write_manifest
+    trt_export.require_tensorrt()
+    if device.type != "cuda":
+        raise OvalError("--backend tensorrt needs a CUDA device (--device cuda)")
+    out = ensure_export(model)
+    engines = out / "engines"
+    engines.mkdir(exist_ok=True)
+    shapes = trt_export.profile_shapes(SizeProfile(), model.stride, model.config.M)
+    for graph, name in (("encoder", "x"), ("decoder", "y_hat")):
+        if not (engines / f"{graph}.plan").is_file():
+            trt_export.build_engine(out / f"{graph}.onnx", engines / f"{graph}.plan", name, shapes[name])
+    manifest = read_manifest(out)
+    manifest["tensorrt"] = {"engines": ["engines/encoder.plan", "engines/decoder.plan"], "precision": "fp32"}
+    write_manifest(out, manifest)
+    return RuntimeModel(model, trt_export.Engine(engines / "encoder.plan", "x", "y", device),
+                        trt_export.Engine(engines / "decoder.plan", "y_hat", "x_hat", device), "tensorrt")
+
+
+def load(backend: str, model, device: torch.device):
+    """The model itself for torch; a RuntimeModel over exported graphs for the others."""
+    if backend == "torch":
+        return model
+    if backend == "onnxruntime":
+        out = ensure_export(model)
+        return RuntimeModel(model, _ort_transform(out / "encoder.onnx", device),
+                            _ort_transform(out / "decoder.onnx", device), "onnxruntime")
+    if backend == "tensorrt":
+        return _tensorrt_model(model, device)
+    raise OvalError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
