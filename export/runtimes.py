@@ -43,17 +43,17 @@ class RuntimeModel:
     def __init__(self, model, g_a, g_s, backend: str):
         self.arch, self.fingerprint, self.stride = model.arch, model.fingerprint, model.stride
         self.config, self.entropy_bottleneck, self.backend = model.config, model.entropy_bottleneck.cpu(), backend
-        self._g_a, self._g_s = g_a, g_s
+        self.g_a, self.g_s = g_a, g_s  # callables, named as the torch model's transforms
 
     @torch.no_grad()
     def compress(self, x: torch.Tensor) -> dict:
-        y = self._g_a(x)
+        y = self.g_a(x)
         return {"strings": [self.entropy_bottleneck.compress(y)], "shape": tuple(y.shape[-2:])}
 
     @torch.no_grad()
     def decompress(self, strings: list, shape: tuple) -> dict:
         y_hat = self.entropy_bottleneck.decompress(strings[0], shape)
-        return {"x_hat": self._g_s(y_hat).clamp_(0, 1)}
+        return {"x_hat": self.g_s(y_hat).clamp_(0, 1)}
 
 
 def _ort_transform(path: Path, device: torch.device):

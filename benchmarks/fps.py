@@ -1,0 +1,161 @@
+"""Throughput and bits per frame, per stage and end to end, at several frame sizes.
+
+    python benchmarks/fps.py [--model default|PATH] [--device auto|cpu|cuda] [--backend torch|onnxruntime|tensorrt]
+                             [--sizes 360p,720p,1080p] [--frames N] [--clip bigbuckbunny] [--json PATH]
+
+Frames are real (a sample clip scaled to each size), written once as H.264 so the read stage
+decodes video as oval-encode does. Every stage is timed per frame after a warm-up, with CUDA events
+on a GPU and the host clock on the CPU; the figures are medians. encode_fps and decode_fps are the
+codec's own sessions end to end on frames in memory (the encoder includes the reconstruction it
+always makes); bits_per_frame is the mean size of a frame's unit in the stream.
+"""
+import argparse
+import io
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from oval import codec
+from oval.device import pick_device
+from oval.export import runtimes
+from oval.io import VideoReader, VideoWriter, read_frames
+from oval.kernels import frames_to_tensor, tensor_to_frames
+from oval.models.factorized import pad_to_stride
+from oval.models.store import load_model
+from oval.samples import CLIPS, sample_path
+
+SIZES = {"240p": (240, 426), "360p": (360, 640), "480p": (480, 854), "720p": (720, 1280), "1080p": (1080, 1920),
+         "2160p": (2160, 3840)}
+
+
+class Timer:
+    """Per-stage samples in ms; CUDA events on GPU (no host sync inside the stage), host clock on CPU."""
+
+    def __init__(self, device: torch.device):
+        self.device, self.samples = device, {}
+
+    def __call__(self, stage: str, fn):
+        if self.device.type == "cuda":
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            out = fn()
+            end.record()
+            end.synchronize()
+            ms = start.elapsed_time(end)
+        else:
+            t = time.perf_counter()
+            out = fn()
+            ms = 1000 * (time.perf_counter() - t)
+        self.samples.setdefault(stage, []).append(ms)
+        return out
+
+    def medians(self) -> dict:
+        return {k: statistics.median(v) for k, v in self.samples.items()}
+
+
+def scaled_frames(clip: str, n: int, size: tuple) -> list:
+    path = str(sample_path(clip)) if clip in CLIPS else clip
+    frames = read_frames(path, n)
+    h, w = size
+    out = []
+    for f in frames:
+        t = torch.from_numpy(f).permute(2, 0, 1)[None].float()
+        t = F.interpolate(t, size=(h, w), mode="bilinear", align_corners=False, antialias=True)
+        out.append(t[0].round().clamp(0, 255).byte().permute(1, 2, 0).contiguous().numpy())
+    return out
+
+
+def bench_size(model, frames: list, device: torch.device, workdir: Path) -> dict:
+    h, w = frames[0].shape[:2]
+    src = workdir / f"in_{w}x{h}.mp4"
+    writer = VideoWriter(src, w, h)
+    for f in frames:
+        writer.write(f)
+    writer.close()
+    eb = model.entropy_bottleneck
+    timer = Timer(device)
+    shape = codec.latent_shape(model, w, h)
+    out_writer = VideoWriter(workdir / f"out_{w}x{h}.mkv", w, h)
+    with torch.no_grad(), VideoReader(str(src)) as reader:
+        decoded = iter(reader)
+        for i in range(len(frames)):  # the first pass of each stage is the warm-up
+            rgb = timer("read", lambda: next(decoded))
+            x = timer("colour_in", lambda: pad_to_stride(frames_to_tensor(torch.from_numpy(rgb).to(device)), model.stride))
+            y = timer("analysis", lambda: model.g_a(x))
+            data = timer("entropy_encode", lambda: eb.compress(y)[0])
+            y_hat = timer("entropy_decode", lambda: eb.decompress([data], shape).to(device))
+            x_hat = timer("synthesis", lambda: model.g_s(y_hat).clamp_(0, 1))
+            out = timer("colour_out", lambda: tensor_to_frames(x_hat[:, :, :h, :w]).cpu().numpy()[0])
+            timer("write", lambda: out_writer.write(out))
+            if i == 0:
+                timer.samples = {}
+    out_writer.close()
+    stages = timer.medians()
+
+    sink = io.BytesIO()
+    encoder = codec.Encoder(model, sink, w, h, 25, len(frames), device)
+    encoder.encode(frames[0])
+    sizes, enc_times = [], []
+    for f in frames:
+        t = time.perf_counter()
+        sizes.append(encoder.encode(f).bytes)
+        enc_times.append(time.perf_counter() - t)
+    encoder.close()
+    reader = codec.open_stream(io.BytesIO(sink.getvalue()))
+    decoder = codec.Decoder(model, reader.header, device)
+    packets = list(reader)
+    decoder.decode(packets[0])
+    dec_times = []
+    for p in packets[1:]:
+        t = time.perf_counter()
+        decoder.decode(p)
+        dec_times.append(time.perf_counter() - t)
+    bits = 8 * float(np.mean(sizes[1:]))
+    return {"width": w, "height": h, "frames": len(frames), "stages_ms": stages,
+            "encode_fps": 1 / statistics.median(enc_times), "decode_fps": 1 / statistics.median(dec_times),
+            "bits_per_frame": bits, "bpp": bits / (w * h)}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", default="default")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--backend", default="torch", choices=runtimes.BACKENDS)
+    p.add_argument("--sizes", default="360p,720p,1080p")
+    p.add_argument("--frames", type=int, default=8)
+    p.add_argument("--clip", default="bigbuckbunny")
+    p.add_argument("--json", metavar="PATH")
+    args = p.parse_args(argv)
+    device = pick_device(args.device)
+    model = runtimes.load(args.backend, load_model(args.model, device), device)
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in args.sizes.split(","):
+            if name not in SIZES:
+                raise SystemExit(f"unknown size {name!r}; choose from {', '.join(SIZES)}")
+            frames = scaled_frames(args.clip, args.frames + 1, SIZES[name])
+            results[name] = bench_size(model, frames, device, Path(tmp))
+    stages = list(next(iter(results.values()))["stages_ms"])
+    device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
+    print(f"{args.clip} scaled, {args.frames} timed frames per size, backend {args.backend}, {device_name}")
+    print("| size | " + " | ".join(f"{s} (ms)" for s in stages) + " | encode fps | decode fps | bits/frame |")
+    print("|---|" + "---|" * (len(stages) + 3))
+    for name, r in results.items():
+        cells = [f"{r['stages_ms'][s]:.1f}" for s in stages]
+        print(f"| {name} | " + " | ".join(cells) + f" | {r['encode_fps']:.2f} | {r['decode_fps']:.2f} | "
+              f"{r['bits_per_frame']:.0f} |")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"backend": args.backend, "device": device_name, "sizes": results},
+                                              indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,36 @@
+"""The benchmark scripts run on CPU and write what they promise (numbers come from real runs)."""
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parents[1]
+
+
+def script(name):
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_fps_json_has_the_keys(tiny_model_path, tmp_path, capsys):
+    out = tmp_path / "fps.json"
+    assert script("fps").main(["--model", tiny_model_path, "--sizes", "240p", "--frames", "2", "--clip", "carphone",
+                               "--device", "cpu", "--json", str(out)]) == 0
+    r = json.loads(out.read_text())["sizes"]["240p"]
+    assert {"encode_fps", "decode_fps", "bits_per_frame"} <= set(r) and r["encode_fps"] > 0
+    assert set(r["stages_ms"]) == {"read", "colour_in", "analysis", "entropy_encode", "entropy_decode",
+                                   "synthesis", "colour_out", "write"}
+    assert "| 240p |" in capsys.readouterr().out
+
+
+def test_baselines_writes_table_json_and_plot(tiny_model_path, tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    assert script("baselines").main(["carphone", "--model", tiny_model_path, "--frames", "2",
+                                     "--json", str(tmp_path / "b.json"), "--plot", str(tmp_path / "b.png")]) == 0
+    row = json.loads((tmp_path / "b.json").read_text())["rows"][0]
+    assert row["oval"]["bpp"] > 0 and len(row["jpeg"]["curve"]) > 5 and len(row["x264"]["curve"]) > 5
+    assert (tmp_path / "b.png").stat().st_size > 5000
+    assert "| carphone |" in capsys.readouterr().out
