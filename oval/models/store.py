@@ -68,7 +68,7 @@ def _load_safetensors(path: Path):
         raise OvalError(f"cannot read model file {path}: {str(e).splitlines()[0]}") from None
     if meta.get("format") != FORMAT_TAG or "arch" not in meta:
         raise OvalError(f"{path} is not an OVAL model file (missing metadata)")
-    return meta["arch"], json.loads(meta.get("config", "{}")), state
+    return meta["arch"], json.loads(meta.get("config", "{}")), state, meta
 
 
 def _load_checkpoint(path: Path):
@@ -78,7 +78,8 @@ def _load_checkpoint(path: Path):
         raise OvalError(f"cannot read checkpoint {path}: {str(e).splitlines()[0]}") from None
     if not isinstance(ckpt, dict) or "model" not in ckpt or "arch" not in ckpt:
         raise OvalError(f"{path} is not an OVAL checkpoint")
-    return ckpt["arch"], ckpt.get("model_config", {}), ckpt["model"]
+    meta = {k: str(v) for k, v in ckpt.get("train_config", {}).items() if k in ("lmbda", "steps")}
+    return ckpt["arch"], ckpt.get("model_config", {}), ckpt["model"], meta
 
 
 def resolve_model_path(spec: str) -> Path:
@@ -100,9 +101,9 @@ def load_model(spec: str = "default", device: str | torch.device = "cpu") -> tor
     """Loads a model ready to code: eval mode, entropy tables present, `.fingerprint` set."""
     path = resolve_model_path(spec)
     if path.suffix == ".safetensors":
-        arch, config, state = _load_safetensors(path)
+        arch, config, state, meta = _load_safetensors(path)
     else:
-        arch, config, state = _load_checkpoint(path)
+        arch, config, state, meta = _load_checkpoint(path)
     model = build_model(arch, config)
     try:
         model.load_state_dict(state, strict=True)
@@ -113,4 +114,5 @@ def load_model(spec: str = "default", device: str | torch.device = "cpu") -> tor
         model.update()  # a training checkpoint saved before its tables were built
     model.fingerprint = fingerprint(model)
     model.source_path = str(path)
+    model.metadata = meta  # strings: lmbda, steps, data... as the trainer recorded them
     return model.to(device).eval()

@@ -1,0 +1,210 @@
+"""python -m oval.online: encode a live feed while the model keeps learning on it.
+
+Each frame is encoded and written as it arrives; between frames the encoder takes --steps-per-frame
+rate-distortion steps on a window of recent frames. With --adapt encoder only the analysis transform
+g_a learns: the decoder side (g_s and the entropy tables) is untouched, so the stream's model
+fingerprint stays true and the stock oval-decode reads it. --preview writes source | reconstruction
+side by side with bpp, PSNR and fps drawn on it, to watch the model learn.
+"""
+import argparse
+import collections
+import json
+import math
+import random
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from oval.errors import OvalError
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(prog="python -m oval.online", description=__doc__.splitlines()[0])
+    p.add_argument("--source", required=True, help="a file, /dev/video0, or an rtsp/http/udp URL")
+    p.add_argument("--model", default="default")
+    p.add_argument("-o", "--output", required=True, metavar="OUT.oval")
+    p.add_argument("--preview", metavar="VIDEO", help="side-by-side video of source and reconstruction")
+    p.add_argument("--adapt", default="encoder", choices=("encoder", "none"),
+                   help="what learns: the encoder (stock decoder reads the stream) or nothing (baseline)")
+    p.add_argument("--steps-per-frame", type=int, default=2)
+    p.add_argument("--window", type=int, default=4, help="recent frames the adaptation steps sample from")
+    p.add_argument("--crop", type=int, default=256, help="adaptation crop size (whole frame when smaller)")
+    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--lmbda", type=float, default=None, help="rate-distortion trade-off (default: the model's)")
+    p.add_argument("--realtime", action="store_true", help="skip adaptation steps (never frames) to keep up")
+    p.add_argument("--max-frames", type=int, default=None)
+    p.add_argument("--logdir", help="TensorBoard directory")
+    p.add_argument("--save-model", metavar="PATH", help="write the adapted model (.safetensors) at the end")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--seed", type=int, default=0)
+    return p.parse_args(argv)
+
+
+class Adapter:
+    """Rate-distortion steps on the encoder over a bounded window of recent frames."""
+
+    def __init__(self, model, lmbda: float, lr: float, window: int, crop: int, seed: int):
+        self.model, self.lmbda, self.crop = model, lmbda, crop
+        self.frames = collections.deque(maxlen=window)  # bounded: memory stays flat
+        self.rng = random.Random(seed)
+        for p in model.parameters():
+            p.requires_grad_(False)
+        params = list(model.g_a.parameters())
+        for p in params:
+            p.requires_grad_(True)
+        self.optimizer = torch.optim.Adam(params, lr=lr)
+
+    def _batch(self, device) -> torch.Tensor:
+        from oval.kernels import frames_to_tensor
+        crops = []
+        for f in self.frames:
+            h, w = f.shape[:2]
+            ch, cw = min(self.crop, h) // 16 * 16, min(self.crop, w) // 16 * 16
+            y, x = self.rng.randrange(h - ch + 1), self.rng.randrange(w - cw + 1)
+            crops.append(torch.from_numpy(np.ascontiguousarray(f[y:y + ch, x:x + cw])))
+        return frames_to_tensor(torch.stack(crops).to(device))
+
+    def step(self, device) -> float:
+        x = self._batch(device)
+        self.model.entropy_bottleneck.train()  # noisy quantisation for the rate term
+        out = self.model(x)
+        self.model.entropy_bottleneck.eval()
+        bpp = -torch.log2(out["likelihoods"]["y"]).sum() / (x.shape[0] * x.shape[2] * x.shape[3])
+        loss = self.lmbda * 255**2 * F.mse_loss(out["x_hat"], x) + bpp
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()  # the graph ends here: nothing is kept across frames
+        torch.nn.utils.clip_grad_norm_(self.model.g_a.parameters(), 1.0)
+        self.optimizer.step()
+        return float(loss.detach())
+
+
+def _label(frame: np.ndarray, text: str) -> np.ndarray:
+    from PIL import Image, ImageDraw
+    img = Image.fromarray(frame)
+    draw = ImageDraw.Draw(img)
+    draw.rectangle((0, 0, img.width, 14), fill=(0, 0, 0))
+    draw.text((3, 2), text, fill=(255, 255, 255))
+    return np.asarray(img)
+
+
+def run(args) -> dict:
+    from oval import codec, io
+    from oval.device import pick_device
+    from oval.models.store import load_model, save_model
+
+    if args.steps_per_frame < 0 or args.window < 1:
+        raise OvalError("--steps-per-frame must be >= 0 and --window >= 1")
+    out = Path(args.output)
+    io.check_output_dir(out)
+    device = pick_device(args.device)
+    torch.manual_seed(args.seed)
+    reader = io.VideoReader(args.source, args.max_frames)
+    model = load_model(args.model, device)
+    lmbda = args.lmbda if args.lmbda is not None else float(getattr(model, "metadata", {}).get("lmbda", 0.013))
+    adapter = Adapter(model, lmbda, args.lr, args.window, args.crop, args.seed) if args.adapt != "none" else None
+    info = reader.info
+    fps = float(info.fps)
+    tb = None
+    if args.logdir:
+        from torch.utils.tensorboard import SummaryWriter
+        tb = SummaryWriter(args.logdir)
+    tmp = io.partial_path(out)
+    preview = None
+    stats = {"psnr": [], "bytes": [], "steps": [], "loss": []}
+    start = time.perf_counter()
+    try:
+        with open(tmp, "wb") as sink:
+            encoder = codec.Encoder(model, sink, info.width, info.height, info.fps, info.frame_count, device)
+            if args.preview:
+                preview = io.VideoWriter(args.preview, 2 * info.width, info.height, info.fps)
+            try:
+                for i, rgb in enumerate(reader):
+                    model.eval()
+                    result = encoder.encode(rgb)
+                    sink.flush()  # a source that drops mid-stream leaves every frame so far on disk
+                    quality = codec.psnr(rgb, result.recon)
+                    stats["psnr"].append(quality)
+                    stats["bytes"].append(result.bytes)
+                    taken, losses = 0, []
+                    if adapter:
+                        adapter.frames.append(rgb)
+                        for _ in range(args.steps_per_frame):
+                            if args.realtime and time.perf_counter() - start > (i + 1) / fps:
+                                break  # behind the source's clock: skip learning, never frames
+                            losses.append(adapter.step(device))
+                            taken += 1
+                    stats["steps"].append(taken)
+                    stats["loss"] += losses
+                    elapsed = time.perf_counter() - start
+                    bpp = 8 * result.bytes / (info.width * info.height)
+                    if preview:
+                        preview.write(np.concatenate([_label(rgb, "source"), _label(
+                            result.recon, f"{bpp:.3f} bpp  {quality:.2f} dB  {(i + 1) / elapsed:.1f} fps")], 1))
+                    if tb:
+                        tb.add_scalar("online/bpp", bpp, i)
+                        tb.add_scalar("online/psnr", quality, i)
+                        tb.add_scalar("online/fps", (i + 1) / elapsed, i)
+                        tb.add_scalar("online/adaptation_steps", taken, i)
+                        if losses:
+                            tb.add_scalar("online/adaptation_loss", float(np.mean(losses)), i)
+            except (OvalError, KeyboardInterrupt) as e:  # source ended, dropped or Ctrl-C: close cleanly
+                if not stats["psnr"]:
+                    raise
+                reason = str(e) or "interrupted"
+                print(f"oval.online: {reason}; closing the stream after {len(stats['psnr'])} frames",
+                      file=sys.stderr)
+            if not stats["psnr"]:
+                raise OvalError(f"no frames could be read from {args.source}")
+            encoder.close()
+        if preview:
+            preview.close()
+        tmp.replace(out)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        if preview:
+            preview.abort()
+        raise
+    finally:
+        reader.close()
+        if tb:
+            tb.close()
+    elapsed = time.perf_counter() - start
+    if args.save_model:
+        save_model(model, args.save_model, {"adapted_from": model.source_path, "lmbda": lmbda})
+    n = len(stats["psnr"])
+    n_bytes = out.stat().st_size
+    finite = [v for v in stats["psnr"] if math.isfinite(v)]
+    return {"frames": n, "width": info.width, "height": info.height, "bytes": n_bytes,
+            "bpp": 8 * n_bytes / (n * info.width * info.height), "kbps": 8 * n_bytes * fps / n / 1000,
+            "psnr": float(np.mean(finite)) if finite else None, "encode_fps": n / elapsed,
+            "adapt": args.adapt, "adaptation_steps": int(sum(stats["steps"])),
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "output": str(out)}
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        result = run(args)
+    except OvalError as e:
+        print(f"oval.online: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("oval.online: interrupted", file=sys.stderr)
+        return 130
+    if not args.quiet:
+        print(f"online: {result['frames']} frames, {result['bpp']:.4f} bpp, PSNR {result['psnr']:.2f} dB, "
+              f"{result['encode_fps']:.1f} fps, {result['adaptation_steps']} adaptation steps", file=sys.stderr)
+    if args.json:
+        print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
