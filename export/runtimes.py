@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from oval.errors import OvalError
+from oval.models.base import TransformCoder
 
 BACKENDS = ("torch", "onnxruntime", "tensorrt")
 
@@ -37,23 +38,13 @@ def ensure_export(model, out: Path | None = None) -> Path:
     return out
 
 
-class RuntimeModel:
-    """The model contract with other runtimes behind g_a / g_s."""
+class RuntimeModel(TransformCoder):
+    """The model contract with other runtimes behind g_a / g_s (they move tensors where they run)."""
 
     def __init__(self, model, g_a, g_s, backend: str):
         self.arch, self.fingerprint, self.stride = model.arch, model.fingerprint, model.stride
         self.config, self.entropy_bottleneck, self.backend = model.config, model.entropy_bottleneck.cpu(), backend
         self.g_a, self.g_s = g_a, g_s  # callables, named as the torch model's transforms
-
-    @torch.no_grad()
-    def compress(self, x: torch.Tensor) -> dict:
-        y = self.g_a(x)
-        return {"strings": [self.entropy_bottleneck.compress(y)], "shape": tuple(y.shape[-2:])}
-
-    @torch.no_grad()
-    def decompress(self, strings: list, shape: tuple) -> dict:
-        y_hat = self.entropy_bottleneck.decompress(strings[0], shape)
-        return {"x_hat": self.g_s(y_hat).clamp_(0, 1)}
 
 
 def _ort_transform(path: Path, device: torch.device):

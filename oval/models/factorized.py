@@ -5,6 +5,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from oval.models.base import TransformCoder
 from oval.models.entropy_models import FactorizedDensity
 from oval.models.layers import GDN, conv, deconv
 from oval.models.registry import register_model
@@ -17,7 +18,7 @@ class FactorizedConfig:
 
 
 @register_model("oval-factorized")
-class FactorizedModel(nn.Module):
+class FactorizedModel(TransformCoder, nn.Module):
     """
         x ──g_a──▶ y ──Q──▶ ŷ ──g_s──▶ x̂
                             │
@@ -26,6 +27,7 @@ class FactorizedModel(nn.Module):
     g_a: four 5x5 stride-2 convolutions with GDN between them (stride 16 in all);
     g_s: the mirror image with transposed convolutions and inverse GDN.
     Input and output are float tensors in [0, 1], N x 3 x H x W, H and W multiples of `stride`.
+    compress / decompress come from TransformCoder.
     """
 
     stride = 16
@@ -48,16 +50,9 @@ class FactorizedModel(nn.Module):
     def update(self) -> None:
         self.entropy_bottleneck.update()
 
-    @torch.no_grad()
-    def compress(self, x: torch.Tensor) -> dict:
-        y = self.g_a(x)
-        return {"strings": [self.entropy_bottleneck.compress(y)], "shape": tuple(y.shape[-2:])}
-
-    @torch.no_grad()
-    def decompress(self, strings: list, shape: tuple) -> dict:
-        device = next(self.parameters()).device
-        y_hat = self.entropy_bottleneck.decompress(strings[0], shape).to(device)
-        return {"x_hat": self.g_s(y_hat).clamp_(0, 1)}
+    @property
+    def coding_device(self) -> torch.device:
+        return next(self.parameters()).device
 
 
 def pad_to_stride(x: torch.Tensor, stride: int) -> torch.Tensor:
