@@ -26,7 +26,7 @@ def _common_args(p: argparse.ArgumentParser) -> None:
 def _progress(total, desc: str, quiet: bool):
     from tqdm import tqdm
     return tqdm(total=total or None, desc=desc, unit="frame", file=sys.stderr, disable=quiet,
-                dynamic_ncols=True, leave=False)
+                dynamic_ncols=True, leave=False, mininterval=0.5)
 
 
 def _summary(kind: str, stats: dict) -> str:
