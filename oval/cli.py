@@ -106,17 +106,24 @@ def _encode(argv) -> int:
             encoder = codec.Encoder(model, sink, info.width, info.height, info.fps, info.frame_count, device)
             if args.recon:
                 recon = io.VideoWriter(args.recon, info.width, info.height, info.fps)
-            psnrs, start = [], time.perf_counter()
+            psnrs, start, interrupted = [], time.perf_counter(), False
             with _progress(info.frame_count, "encode", args.quiet) as bar:
-                for rgb in reader:
-                    if rgb.shape[:2] != (info.height, info.width):
-                        raise OvalError(f"frame {encoder.index} of {args.input} changes size to "
-                                        f"{rgb.shape[1]}x{rgb.shape[0]}")
-                    result = encoder.encode(rgb)
-                    psnrs.append(codec.psnr(rgb, result.recon))
-                    if recon:
-                        recon.write(result.recon)
-                    bar.update(1)
+                try:
+                    for rgb in reader:
+                        if rgb.shape[:2] != (info.height, info.width):
+                            raise OvalError(f"frame {encoder.index} of {args.input} changes size to "
+                                            f"{rgb.shape[1]}x{rgb.shape[0]}")
+                        result = encoder.encode(rgb)
+                        psnrs.append(codec.psnr(rgb, result.recon))
+                        if recon:
+                            recon.write(result.recon)
+                        bar.update(1)
+                except KeyboardInterrupt:
+                    # A live source (no known length) only ends when the user stops it: close the
+                    # stream cleanly. A file cut short stays the error it is (nothing is kept).
+                    if info.frame_count or not psnrs:
+                        raise
+                    interrupted = True
             elapsed = time.perf_counter() - start
             if not psnrs:
                 raise OvalError(f"no frames could be read from {args.input}")
@@ -139,8 +146,10 @@ def _encode(argv) -> int:
              "psnr": sum(finite) / len(finite) if finite else None,
              "encode_fps": frames / elapsed, "model": model.arch, "fingerprint": model.fingerprint.hex(),
              "device": str(device), "backend": args.backend, "output": str(out)}
+    if interrupted:
+        print(f"oval-encode: interrupted: closed the live stream after {frames} frames", file=sys.stderr)
     _report("encoded", stats, args)
-    return 0
+    return 130 if interrupted else 0
 
 
 # --- oval-decode ----------------------------------------------------------------------------

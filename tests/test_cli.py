@@ -130,3 +130,49 @@ def test_unavailable_quality(bikes, tmp_path, capsys):
     rc, _, err = run(encode_main, [bikes, "-o", tmp_path / "s.oval", "--quality", "5", "--max-frames", "1"], capsys)
     assert_one_line_error(rc, err, "--quality 5 is not available")
     assert not (tmp_path / "s.oval").exists()
+
+
+class _LiveSource:
+    """Stands in for a camera: no known length, and the user presses Ctrl-C after 3 frames."""
+
+    def __init__(self, frames):
+        self.frames = frames
+
+    def __call__(self, source, max_frames=None):
+        from fractions import Fraction
+
+        from oval.io import VideoInfo
+        self.info = VideoInfo(self.frames[0].shape[1], self.frames[0].shape[0], Fraction(25), 0)
+        return self
+
+    def __iter__(self):
+        yield from self.frames[:3]
+        raise KeyboardInterrupt
+
+    def close(self):
+        pass
+
+
+def test_ctrl_c_closes_a_live_stream_cleanly(odd_clip, tiny_model_path, tmp_path, capsys, monkeypatch):
+    from oval import io as oval_io
+    monkeypatch.setattr(oval_io, "VideoReader", _LiveSource(read_frames(odd_clip)))
+    rc = encode_main(["/dev/video0", "-o", str(tmp_path / "live.oval"), "--model", tiny_model_path, "--quiet"])
+    assert rc == 130 and "closed the live stream after 3 frames" in capsys.readouterr().err
+    monkeypatch.undo()
+    rc = decode_main([str(tmp_path / "live.oval"), "-o", str(tmp_path / "d.mkv"), "--model", tiny_model_path, "--quiet"])
+    assert rc == 0 and len(read_frames(str(tmp_path / "d.mkv"))) == 3
+
+
+def test_ctrl_c_on_a_file_keeps_nothing(odd_clip, tiny_model_path, tmp_path, capsys, monkeypatch):
+    from oval import io as oval_io
+    source = _LiveSource(read_frames(odd_clip))
+    original = source.__call__
+
+    def with_length(*a, **k):
+        reader = original(*a, **k)
+        reader.info.frame_count = 4  # a file: its length is known
+        return reader
+
+    monkeypatch.setattr(oval_io, "VideoReader", with_length)
+    rc = encode_main([odd_clip, "-o", str(tmp_path / "f.oval"), "--model", tiny_model_path, "--quiet"])
+    assert rc == 130 and list(tmp_path.iterdir()) == []
