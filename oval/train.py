@@ -30,7 +30,7 @@ from oval.kernels import frames_to_tensor
 from oval.models.store import build_model, save_model
 
 # Fields that define what is being trained: a resumed run must keep them.
-RESUME_KEYS = ("arch", "N", "M", "lmbda", "distortion", "crop", "batch_size", "lr", "min_lr")
+RESUME_KEYS = ("arch", "N", "M", "lmbda", "distortion", "quantizer", "crop", "batch_size", "lr", "min_lr")
 
 
 def _opt(default, help_text: str):
@@ -49,6 +49,8 @@ class TrainConfig:
     crop: tuple = _opt((128, 128), "training crop height and width (one value: a square)")
     lmbda: float = _opt(0.013, "rate-distortion trade-off: higher gives more quality and more bits")
     distortion: str = _opt("mse", "distortion term: mse or ms-ssim")
+    quantizer: str = _opt("noise", "training proxy for rounding: noise, or mixed (rounded values to the "
+                                   "synthesis with a straight-through gradient, noise for the rate)")
     noise: float = _opt(0.0, "Gaussian noise sigma on the model's input in training (never in evaluation)")
     lr: float = _opt(3e-4, "peak learning rate (Adam)")
     min_lr: float = _opt(1e-5, "learning rate at the end of the cosine decay")
@@ -92,6 +94,8 @@ def parse_args(argv=None) -> tuple[TrainConfig, bool]:
     cfg = TrainConfig(**args)
     if cfg.distortion not in ("mse", "ms-ssim"):
         raise OvalError(f"--distortion must be mse or ms-ssim, not {cfg.distortion!r}")
+    if cfg.quantizer not in ("noise", "mixed"):
+        raise OvalError(f"--quantizer must be noise or mixed, not {cfg.quantizer!r}")
     if cfg.loader not in ("auto", "pyav", "dali"):
         raise OvalError(f"--loader must be auto, pyav or dali, not {cfg.loader!r}")
     if any(c % 16 or c < 16 for c in cfg.crop):
@@ -209,6 +213,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> Optional[Path]:
     torch.manual_seed(cfg.seed + d.rank)
     rng = random.Random(cfg.seed)
     model = build_model(cfg.arch, {"N": cfg.N, "M": cfg.M}).to(d.device)
+    model.entropy_bottleneck.mixed_quantization = cfg.quantizer == "mixed"
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     step, best = 0, float("inf")
     last, best_path = out / "checkpoints" / "last.pt", out / "checkpoints" / "best.pt"

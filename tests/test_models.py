@@ -102,3 +102,16 @@ def test_missing_model_and_non_model_file(tmp_path):
 def test_shipped_default_model_loads():
     model = load_model("default")
     assert model.arch == "oval-factorized" and len(model.fingerprint) == 16
+
+
+def test_mixed_quantization_rounds_for_synthesis_and_keeps_gradients():
+    model = tiny().train()
+    eb = model.entropy_bottleneck
+    y = (torch.randn(1, 8, 4, 4) * 3).requires_grad_(True)
+    y_hat, lik = eb(y)
+    assert not torch.equal(y_hat, torch.round(y))  # plain training: noise
+    eb.mixed_quantization = True
+    y_hat, lik = eb(y)
+    assert torch.equal(y_hat.detach(), torch.round(y.detach()))
+    (y_hat.sum() + lik.log().sum()).backward()
+    assert y.grad is not None and torch.isfinite(y.grad).all() and y.grad.abs().sum() > 0

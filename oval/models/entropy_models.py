@@ -21,6 +21,7 @@ class FactorizedDensity(nn.Module):
                  tail_mass: float = 1e-6, max_table: int = 1024):
         super().__init__()
         self.channels, self.tail_mass, self.max_table = channels, tail_mass, max_table
+        self.mixed_quantization = False  # a training choice, not part of the model file
         dims = (1, *filters, 1)
         scale = init_scale ** (1 / (len(filters) + 1))
         self.matrices = nn.ParameterList()
@@ -60,11 +61,19 @@ class FactorizedDensity(nn.Module):
         return lik.reshape(c, b, h, w).transpose(0, 1)
 
     def forward(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.training:
-            y_hat = y + torch.empty_like(y).uniform_(-0.5, 0.5)
-        else:
+        """Returns (ŷ for the synthesis transform, likelihoods for the rate).
+
+        Training adds uniform noise, a smooth proxy for rounding. With `mixed_quantization` set
+        (Minnen & Singh 2020) the rate still sees the noise, but the synthesis sees truly rounded
+        values through a straight-through gradient, as it will at inference.
+        """
+        if not self.training:
             y_hat = torch.round(y)
-        return y_hat, self.likelihood(y_hat)
+            return y_hat, self.likelihood(y_hat)
+        y_noisy = y + torch.empty_like(y).uniform_(-0.5, 0.5)
+        if self.mixed_quantization:
+            return y + (torch.round(y) - y).detach(), self.likelihood(y_noisy)
+        return y_noisy, self.likelihood(y_noisy)
 
     # --- integer tables ----------------------------------------------------------------------
 
