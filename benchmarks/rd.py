@@ -1,0 +1,189 @@
+"""Rate-distortion against ffmpeg's x264, x265 and SVT-AV1, with Bjøntegaard BD-rate.
+
+    python benchmarks/rd.py CLIP [CLIP ...] --out DIR [--codecs x264,x264-veryfast,x265,svtav1]
+                            [--models default[,PATH,...]] [--frames N] [--gop N] [--device ...]
+
+CLIP is a video path or a sample name. Each model given to --models is one OVAL rate point (the
+default model has one; a multi-rate model will give several). Every codec codes the same frames,
+4:2:0, with a group of pictures of --gop frames (default: OVAL's intra period, 1, so intra is
+compared with intra; --gop 250 shows what the classical codecs do with prediction). Metrics on the
+decoded RGB frames: PSNR RGB, PSNR YUV (BT.601 full range, weighted 6:1:1), MS-SSIM; bpp counts the
+whole output (elementary streams for the classical codecs). BD-rate (pchip) is OVAL's bitrate change against each codec at equal PSNR RGB:
+negative means OVAL needs fewer bits. Encode fps: OVAL in-process, ffmpeg as the whole process.
+DIR gets rd.json, one rd_CLIP.png per clip, and the streams.
+"""
+import argparse
+import io
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from oval import codec
+from oval.device import pick_device
+from oval.evaluate import ms_ssim
+from oval.io import VideoReader
+from oval.models.store import load_model
+from oval.samples import CLIPS, sample_path
+
+# name -> (ffmpeg encoder arguments, quality sweep: CRF values)
+CODECS = {
+    "x264": (["-c:v", "libx264", "-preset", "medium"], (18, 23, 28, 33, 38, 43)),
+    "x264-veryfast": (["-c:v", "libx264", "-preset", "veryfast"], (18, 23, 28, 33, 38, 43)),
+    "x265": (["-c:v", "libx265", "-preset", "medium", "-x265-params", "log-level=error:info=0"],
+             (20, 25, 30, 35, 40, 45)),
+    "svtav1": (["-c:v", "libsvtav1", "-preset", "8"], (25, 32, 39, 46, 53, 60)),
+}
+# Elementary streams (IVF for AV1): the bytes counted are the codec's, with next to no container.
+EXTENSION = {"x264": ".264", "x264-veryfast": ".264", "x265": ".hevc", "svtav1": ".ivf"}
+
+
+def metrics(source: list, decoded: list) -> dict:
+    from oval.kernels import frames_to_tensor
+    src = torch.from_numpy(np.stack(source))
+    dec = torch.from_numpy(np.stack(decoded))
+    a, b = frames_to_tensor(src), frames_to_tensor(dec)
+    ya, yb = frames_to_tensor(src, "ycbcr-bt601"), frames_to_tensor(dec, "ycbcr-bt601")
+    per_channel = [float(10 * np.log10(1 / max(((ya[:, c] - yb[:, c]) ** 2).mean().item(), 1e-12))) for c in range(3)]
+    return {"psnr": float(np.mean([codec.psnr(s, d) for s, d in zip(source, decoded)])),
+            "psnr_yuv": (6 * per_channel[0] + per_channel[1] + per_channel[2]) / 8, "ms_ssim": ms_ssim(a, b)}
+
+
+def ffmpeg_point(name: str, crf: int, frames: list, fps: float, gop: int, out: Path) -> dict:
+    args, _ = CODECS[name]
+    h, w = frames[0].shape[:2]
+    path = out / f"{name}_crf{crf}{EXTENSION[name]}"
+    gop_args = ["-g", str(gop)] + (["-keyint_min", str(gop)] if name.startswith("x264") else [])
+    if name == "x265":
+        args = args[:-1] + [args[-1] + f":keyint={gop}:min-keyint={gop}"]
+        gop_args = []
+    cmd = ["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24",
+           "-s", f"{w}x{h}", "-r", str(fps), "-i", "-", *args, "-crf", str(crf), *gop_args,
+           "-pix_fmt", "yuv420p", str(path)]
+    raw = np.stack(frames).tobytes()
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, input=raw, capture_output=True)
+    elapsed = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise RuntimeError(f"{name} crf {crf}: {proc.stderr.decode(errors='replace').strip()[-300:]}")
+    dec = subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-i", str(path), "-f", "rawvideo",
+                          "-pix_fmt", "rgb24", "-"], capture_output=True, check=True).stdout
+    decoded = list(np.frombuffer(dec, np.uint8).reshape(-1, h, w, 3))[:len(frames)]
+    bpp = 8 * path.stat().st_size / (len(frames) * w * h)
+    return {"crf": crf, "bpp": bpp, **metrics(frames, decoded), "encode_fps": len(frames) / elapsed}
+
+
+def oval_point(model_spec: str, frames: list, fps: float, device, out: Path) -> dict:
+    model = load_model(model_spec, device)
+    h, w = frames[0].shape[:2]
+    codec.Encoder(model, io.BytesIO(), w, h, fps, 1, device).encode(frames[0])  # warm-up, untimed
+    sink = io.BytesIO()
+    encoder = codec.Encoder(model, sink, w, h, fps, len(frames), device)
+    start = time.perf_counter()
+    decoded = [encoder.encode(f).recon for f in frames]
+    elapsed = time.perf_counter() - start
+    encoder.close()
+    name = Path(model_spec).stem if model_spec != "default" else "default"
+    (out / f"oval_{name}.oval").write_bytes(sink.getvalue())
+    return {"model": model_spec, "bpp": 8 * encoder.bytes_written / (len(frames) * w * h),
+            **metrics(frames, decoded), "encode_fps": len(frames) / elapsed}
+
+
+def bd_rate(anchor: list, test: list) -> tuple:
+    """(OVAL's BD-rate in % against the anchor curve, None) or (None, why there is none)."""
+    if len(test) < 2:
+        return None, "needs two or more OVAL rate points"
+    a, t = sorted(anchor, key=lambda p: p["bpp"]), sorted(test, key=lambda p: p["bpp"])
+    lo, hi = max(a[0]["psnr"], t[0]["psnr"]), min(a[-1]["psnr"], t[-1]["psnr"])
+    if lo >= hi or any(q["psnr"] <= p["psnr"] for p, q in zip(t, t[1:])):
+        return None, "the curves do not overlap in PSNR (or OVAL's is not monotonic)"
+    import warnings
+
+    import bjontegaard
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        value = bjontegaard.bd_rate([p["bpp"] for p in a], [p["psnr"] for p in a], [p["bpp"] for p in t],
+                                    [p["psnr"] for p in t], method="pchip", require_matching_points=False,
+                                    min_overlap=0)
+    return (float(value), None) if np.isfinite(value) else (None, "no finite BD-rate")
+
+
+def plot(clip: str, result: dict, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    for name, points in result["codecs"].items():
+        pts = sorted(points, key=lambda p: p["bpp"])
+        ax.plot([p["bpp"] for p in pts], [p["psnr"] for p in pts], "o-", ms=3, label=name)
+    pts = sorted(result["oval"], key=lambda p: p["bpp"])
+    ax.plot([p["bpp"] for p in pts], [p["psnr"] for p in pts], "D-", ms=7, color="crimson", label="OVAL")
+    ax.set_xscale("log")
+    ax.set_xlabel("bits per pixel")
+    ax.set_ylabel("PSNR RGB (dB)")
+    ax.set_title(f"{clip}, {result['frames']} frames, GOP {result['gop']}")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("clips", nargs="+", metavar="CLIP")
+    p.add_argument("--out", required=True)
+    p.add_argument("--codecs", default="x264,x264-veryfast,x265,svtav1")
+    p.add_argument("--models", default="default", help="comma-separated: each model is one OVAL rate point")
+    p.add_argument("--frames", type=int, default=30)
+    p.add_argument("--gop", type=int, default=1, help="group of pictures for every codec (OVAL: intra only)")
+    p.add_argument("--device", default="cpu")
+    args = p.parse_args(argv)
+    if shutil.which("ffmpeg") is None:
+        raise SystemExit("rd.py needs the ffmpeg command (Debian/Ubuntu: apt-get install ffmpeg)")
+    codecs = args.codecs.split(",")
+    unknown = [c for c in codecs if c not in CODECS]
+    if unknown:
+        raise SystemExit(f"unknown codec {unknown[0]!r}; choose from {', '.join(CODECS)}")
+    device = pick_device(args.device)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    report = {}
+    for clip in args.clips:
+        path = str(sample_path(clip)) if clip in CLIPS else clip
+        with VideoReader(path, args.frames) as reader:
+            frames, fps = list(reader), float(reader.info.fps)
+        name = Path(clip).stem
+        streams = out / "streams" / name
+        streams.mkdir(parents=True, exist_ok=True)
+        result = {"frames": len(frames), "size": f"{frames[0].shape[1]}x{frames[0].shape[0]}", "gop": args.gop,
+                  "oval": [oval_point(m, frames, fps, device, streams) for m in args.models.split(",")],
+                  "codecs": {c: [ffmpeg_point(c, crf, frames, fps, args.gop, streams) for crf in CODECS[c][1]]
+                             for c in codecs}}
+        result["bd_rate"], result["bd_rate_note"] = {}, {}
+        for c, pts in result["codecs"].items():
+            result["bd_rate"][c], result["bd_rate_note"][c] = bd_rate(pts, result["oval"])
+        report[name] = result
+        plot(name, result, out / f"rd_{name}.png")
+    (out / "rd.json").write_text(json.dumps(report, indent=2))
+    for name, r in report.items():
+        print(f"\n{name} {r['size']}, {r['frames']} frames, GOP {r['gop']}")
+        print("| codec | setting | bpp | PSNR RGB | PSNR YUV 6:1:1 | MS-SSIM | encode fps |")
+        print("|---|---|---|---|---|---|---|")
+        rows = [("OVAL", Path(o["model"]).name, o) for o in r["oval"]]
+        rows += [(c, f"crf {pt['crf']}", pt) for c, pts in r["codecs"].items() for pt in pts]
+        for codec_name, setting, pt in rows:
+            print(f"| {codec_name} | {setting} | {pt['bpp']:.4f} | {pt['psnr']:.2f} | {pt['psnr_yuv']:.2f} | "
+                  f"{pt['ms_ssim']:.4f} | {pt['encode_fps']:.1f} |")
+        for c, v in r["bd_rate"].items():
+            shown = f"{v:+.1f}%" if v is not None else f"n/a ({r['bd_rate_note'][c]})"
+            print(f"BD-rate of OVAL against {c}: {shown}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
