@@ -80,8 +80,8 @@ def frames_to_tensor(frames: torch.Tensor, space: str = "rgb", noise: float = 0.
         raise ValueError(f"expected uint8 (N, H, W, 3) frames, got {frames.dtype} {tuple(frames.shape)}")
     if _fast(frames):
         seed = int(torch.randint(0, 2**62, (1,), generator=generator).item()) if noise > 0 else 0
-        return _cupy.hwc_to_nchw(frames.contiguous(), matrix(space), _offset(space, frames.float()).flatten(),
-                                 float(noise), seed)
+        offset = _offset(space, torch.empty(0, device=frames.device)).flatten()  # 3 values, no pass over frames
+        return _cupy.hwc_to_nchw(frames.contiguous(), matrix(space), offset, float(noise), seed)
     x = to_model_space(frames.permute(0, 3, 1, 2).float().div_(255.0), space)
     if noise > 0:
         x = x + noise * torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
@@ -93,6 +93,7 @@ def tensor_to_frames(x: torch.Tensor, space: str = "rgb") -> torch.Tensor:
     _check(space)
     if _fast(x):
         inverse = torch.linalg.inv(matrix(space))
-        return _cupy.nchw_to_hwc(x.float().contiguous(), inverse, _offset(space, x.float()).flatten())
+        offset = _offset(space, torch.empty(0, device=x.device)).flatten()
+        return _cupy.nchw_to_hwc(x.float().contiguous(), inverse, offset)
     rgb = from_model_space(x, space)
     return rgb.mul(255.0).round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous()

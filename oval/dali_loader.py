@@ -52,7 +52,7 @@ def usable(files: list, device: torch.device) -> bool:
 def build_pipeline(files: list, crop, batch_size: int, device: str, sequence_length: int = 1,
                    seed: int = 0, shard_id: int = 0, num_shards: int = 1, num_threads: int = 2,
                    device_id=None):
-    dali = _dali()
+    _dali()  # a clear message where DALI is missing
     from nvidia.dali import fn, pipeline_def
 
     @pipeline_def(batch_size=batch_size, num_threads=num_threads, device_id=device_id, seed=seed)
@@ -65,7 +65,6 @@ def build_pipeline(files: list, crop, batch_size: int, device: str, sequence_len
                          crop_pos_y=fn.random.uniform(range=(0.0, 1.0)))
         return fn.flip(frames, horizontal=fn.random.coin_flip())
 
-    del dali
     return video_crops()
 
 
