@@ -107,9 +107,8 @@ def export_onnx(model, out: Path, frames: list, opset: int = 17, profile: SizePr
         except onnx.checker.ValidationError as e:
             raise OvalError(f"{name} failed the ONNX checker: {str(e).splitlines()[0]}") from None
     from safetensors.torch import save_file
-    eb = model.entropy_bottleneck
-    save_file({"table_offsets": eb.table_offsets.cpu(), "table_lengths": eb.table_lengths.cpu(),
-               "table_counts": eb.table_counts.cpu()}, str(out / "entropy.safetensors"),
+    tables = {k: v.cpu().contiguous() for k, v in model.state_dict().items() if ".table_" in k}
+    save_file(tables, str(out / "entropy.safetensors"),
               metadata={"fingerprint": model.fingerprint.hex(), "table_bits": "16"})
     manifest = {"format": MANIFEST_FORMAT, "version": MANIFEST_VERSION, "arch": model.arch,
                 "config": dataclasses.asdict(model.config), "fingerprint": model.fingerprint.hex(),
@@ -119,6 +118,9 @@ def export_onnx(model, out: Path, frames: list, opset: int = 17, profile: SizePr
                            "decoder": {"file": "decoder.onnx", "input": ["batch", M, "h", "w"],
                                        "output": ["batch", 3, "16h", "16w"]}},
                 "tables": "entropy.safetensors",
+                # A temporal model's latent-resolution networks (context, prior, adapters, gains)
+                # stay in torch: they are a few percent of the work.
+                "latent_networks": "torch" if getattr(model, "temporal", False) else None,
                 "profile": {k: list(v) for k, v in dataclasses.asdict(profile).items()},
                 "versions": {"torch": torch.__version__, "onnx": onnx.__version__, "onnxruntime": ort.__version__},
                 "parity": _parity(model, out, frames)}

@@ -1,9 +1,10 @@
 """The codec's --backend: torch, onnxruntime or tensorrt behind one interface.
 
-A runtime wraps a loaded model and speaks the same contract the codec uses (compress, decompress,
-arch, fingerprint, stride): only the transforms g_a / g_s change hands; the entropy model stays the
-integer tables, so a stream written by any backend decodes with any other.
+A runtime is the loaded model with its full-resolution transforms (analysis g_a, synthesis g_s)
+running elsewhere; the entropy model stays the integer tables, so a stream written by any backend
+decodes with any other.
 """
+import copy
 import os
 from pathlib import Path
 
@@ -11,7 +12,6 @@ import numpy as np
 import torch
 
 from oval.errors import OvalError
-from oval.models.base import TransformCoder
 
 BACKENDS = ("torch", "onnxruntime", "tensorrt")
 
@@ -38,13 +38,18 @@ def ensure_export(model, out: Path | None = None) -> Path:
     return out
 
 
-class RuntimeModel(TransformCoder):
-    """The model contract with other runtimes behind g_a / g_s (they move tensors where they run)."""
+def runtime_model(model, analysis, synthesis, backend: str):
+    """The model with another runtime behind its full-resolution transforms.
 
-    def __init__(self, model, g_a, g_s, backend: str):
-        self.arch, self.fingerprint, self.stride = model.arch, model.fingerprint, model.stride
-        self.config, self.entropy_bottleneck, self.backend = model.config, model.entropy_bottleneck.cpu(), backend
-        self.g_a, self.g_s = g_a, g_s  # callables, named as the torch model's transforms
+    A shallow copy that shares the weights; `analysis` and `synthesis` (callables that move tensors
+    where they run) shadow the model's own. Entropy coding and any latent-resolution networks
+    stay the model's, so streams are interchangeable between backends.
+    """
+    runtime = copy.copy(model)
+    object.__setattr__(runtime, "analysis", analysis)
+    object.__setattr__(runtime, "synthesis", synthesis)
+    object.__setattr__(runtime, "backend", backend)
+    return runtime
 
 
 def _ort_transform(path: Path, device: torch.device):
@@ -75,17 +80,17 @@ def _tensorrt_model(model, device: torch.device):
     manifest = read_manifest(out)
     manifest["tensorrt"] = {"engines": ["engines/encoder.plan", "engines/decoder.plan"], "precision": "fp32"}
     write_manifest(out, manifest)
-    return RuntimeModel(model, trt_export.Engine(engines / "encoder.plan", "x", "y", device),
+    return runtime_model(model, trt_export.Engine(engines / "encoder.plan", "x", "y", device),
                         trt_export.Engine(engines / "decoder.plan", "y_hat", "x_hat", device), "tensorrt")
 
 
 def load(backend: str, model, device: torch.device):
-    """The model itself for torch; a RuntimeModel over exported graphs for the others."""
+    """The model itself for torch; the model over exported graphs for the others."""
     if backend == "torch":
         return model
     if backend == "onnxruntime":
         out = ensure_export(model)
-        return RuntimeModel(model, _ort_transform(out / "encoder.onnx", device),
+        return runtime_model(model, _ort_transform(out / "encoder.onnx", device),
                             _ort_transform(out / "decoder.onnx", device), "onnxruntime")
     if backend == "tensorrt":
         return _tensorrt_model(model, device)

@@ -76,8 +76,12 @@ def _encode(argv) -> int:
     p = argparse.ArgumentParser(prog="oval-encode", description="Compress a video into an .oval stream.")
     p.add_argument("input", metavar="INPUT", help="anything ffmpeg reads: a file, /dev/video0, an rtsp/http URL")
     p.add_argument("-o", "--output", required=True, metavar="OUT.oval")
-    p.add_argument("--quality", type=int, default=None,
-                   help="rate point of the model (the shipped model has one: 0)")
+    p.add_argument("--quality", type=int, default=None, metavar="Q",
+                   help="quality level: 1..6 for the shipped model, rate and quality rise with Q (default 4); "
+                        "single-rate models have only 0")
+    p.add_argument("--intra-period", type=int, default=None, metavar="N",
+                   help="an I-frame every N frames: 1 all intra, 0 only the first "
+                        "(default 32 for temporal models, 1 for intra-only ones)")
     p.add_argument("--recon", metavar="RECON_VIDEO",
                    help="also write the decoded frames (.mkv lossless, .mp4, .y4m)")
     p.add_argument("--max-frames", type=int, default=None, metavar="N")
@@ -96,14 +100,16 @@ def _encode(argv) -> int:
     device = pick_device(args.device)
     reader = io.VideoReader(args.input, args.max_frames)
     model = _load(args, device)
-    if args.quality not in (None, 0):
-        raise OvalError(f"model {model.arch} has one quality level (0); --quality {args.quality} is not available")
     info = reader.info
     tmp = io.partial_path(out)
     recon = None
     try:
         with open(tmp, "wb") as sink:
-            encoder = codec.Encoder(model, sink, info.width, info.height, info.fps, info.frame_count, device)
+            try:
+                encoder = codec.Encoder(model, sink, info.width, info.height, info.fps, info.frame_count,
+                                        device, args.quality, args.intra_period)
+            except ValueError as e:
+                raise OvalError(str(e)) from None
             if args.recon:
                 recon = io.VideoWriter(args.recon, info.width, info.height, info.fps)
             psnrs, start, interrupted = [], time.perf_counter(), False
@@ -144,7 +150,8 @@ def _encode(argv) -> int:
     stats = {"frames": frames, "width": info.width, "height": info.height, "bytes": n_bytes,
              **_rates(n_bytes, frames, info.width, info.height, float(info.fps)),
              "psnr": sum(finite) / len(finite) if finite else None,
-             "encode_fps": frames / elapsed, "model": model.arch, "fingerprint": model.fingerprint.hex(),
+             "encode_fps": frames / elapsed, "model": model.arch, "quality": encoder.header.quality,
+             "intra_period": encoder.header.intra_period, "fingerprint": model.fingerprint.hex(),
              "device": str(device), "backend": args.backend, "output": str(out)}
     if interrupted:
         print(f"oval-encode: interrupted: closed the live stream after {frames} frames", file=sys.stderr)
@@ -190,12 +197,17 @@ def _decode(argv) -> int:
             with _progress(header.frame_count, "decode", args.quiet) as bar:
                 try:
                     for item in reader:
-                        if isinstance(item, bitstream.CorruptFrame):
+                        lost = isinstance(item, bitstream.CorruptFrame)
+                        if lost or not decoder.can_decode(item):
+                            # A lost frame, or a P-frame that refers to one: conceal until the
+                            # next I-frame by repeating the last good frame, keeping the timing.
+                            decoder.drop_reference()
                             corrupt += 1
-                            first_error = first_error or f"frame {item.index} is corrupt ({item.reason})"
+                            reason = item.reason if lost else "its reference frame was lost"
+                            first_error = first_error or f"frame {item.index} is corrupt ({reason})"
                             if previous is None:
                                 continue
-                            rgb = previous  # conceal: repeat the last good frame, keep the timing
+                            rgb = previous
                         else:
                             rgb = decoder.decode(item)
                         writer.write(rgb)

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from oval import bitstream
-from oval.bitstream import FormatError, FramePacket, FrameType, StreamHeader
+from oval.bitstream import ColourSpace, FormatError, FramePacket, FrameType, StreamHeader
 from oval.kernels import frames_to_tensor, tensor_to_frames
 from oval.models.factorized import pad_to_stride
 
@@ -22,6 +22,7 @@ class FrameResult:
     index: int
     bytes: int  # size of the frame's unit in the stream, container overhead included
     recon: np.ndarray  # uint8 (H, W, 3) RGB, exactly what a decoder produces
+    frame_type: FrameType = FrameType.INTRA
 
 
 def latent_shape(model, width: int, height: int) -> tuple[int, int]:
@@ -33,23 +34,59 @@ def fps_fraction(header: StreamHeader) -> Fraction:
     return Fraction(header.fps_num, header.fps_den)
 
 
+# The colour space a model codes in, as the stream header records it.
+COLOUR_SPACE_IDS = {"rgb": ColourSpace.RGB, "ycbcr-bt601": ColourSpace.YCBCR_BT601,
+                    "ycbcr-bt709": ColourSpace.YCBCR_BT709}
+DEFAULT_INTRA_PERIOD = 32  # temporal models: an I-frame every N frames (a second or so of video)
+
+
+def check_quality(model, quality: int) -> None:
+    if model.levels == 0 and quality != 0:
+        raise ValueError(f"model {model.arch} has one quality level (0); --quality {quality} is not available")
+    if model.levels and not 1 <= quality <= model.levels:
+        raise ValueError(f"--quality must be 1..{model.levels} for model {model.arch}, not {quality}")
+
+
 class Decoder:
-    """Decodes frame packets of one stream with a model whose fingerprint matches the header."""
+    """Decodes frame packets of one stream with a model whose fingerprint matches the header.
+
+    Keeps the reference a P-frame needs; a frame that fails (or is reported lost with
+    `drop_reference`) leaves none, so the P-frames after it wait for the next I-frame.
+    """
 
     def __init__(self, model, header: StreamHeader, device: torch.device = torch.device("cpu")):
         if model.fingerprint != header.model_fingerprint:
             raise ModelMismatch(header, model)
+        if COLOUR_SPACE_IDS.get(model.colour_space) != header.colour_space:
+            raise FormatError(f"stream is coded in {header.colour_space.name}, model {model.arch} "
+                              f"codes in {model.colour_space}")
         self.model, self.header, self.device = model, header, device
         self.shape = latent_shape(model, header.width, header.height)
+        self.reference = None
+
+    def drop_reference(self) -> None:
+        self.reference = None
+
+    def can_decode(self, packet: FramePacket) -> bool:
+        """False for a P-frame whose reference was lost: conceal it, the next I-frame recovers."""
+        return packet.frame_type == FrameType.INTRA or self.reference is not None
 
     @torch.no_grad()
     def decode(self, packet: FramePacket) -> np.ndarray:
-        if packet.frame_type != FrameType.INTRA:
-            raise FormatError(f"frame {packet.index}: frame type {packet.frame_type.name} "
-                              f"is not supported by model {self.model.arch}")
-        x_hat = self.model.decompress([[packet.payload]], self.shape)["x_hat"]
+        if packet.frame_type == FrameType.INTER and not self.model.temporal:
+            raise FormatError(f"frame {packet.index}: model {self.model.arch} has no P-frames")
+        if not self.can_decode(packet):
+            raise FormatError(f"frame {packet.index}: P-frame without a decoded reference")
+        try:
+            check_quality(self.model, packet.quality)
+        except ValueError:
+            raise FormatError(f"frame {packet.index}: quality level {packet.quality} is not in model "
+                              f"{self.model.arch}") from None
+        reference = self.reference if packet.frame_type == FrameType.INTER else None
+        self.reference = None  # until this frame has decoded
+        x_hat, self.reference = self.model.decompress_frame(packet.payload, self.shape, packet.quality, reference)
         x_hat = x_hat[:, :, :self.header.height, :self.header.width]
-        return tensor_to_frames(x_hat).cpu().numpy()[0]
+        return tensor_to_frames(x_hat, self.model.colour_space).cpu().numpy()[0]
 
 
 class ModelMismatch(FormatError):
@@ -61,18 +98,36 @@ class ModelMismatch(FormatError):
 
 
 class Encoder:
-    """Encodes frames of one stream and writes each unit as soon as the frame is coded."""
+    """Encodes frames of one stream and writes each unit as soon as the frame is coded.
+
+    quality: the model's level (None: its default). intra_period: an I-frame every N frames (1: all
+    intra, 0: only the first; None: DEFAULT_INTRA_PERIOD for a temporal model, else 1).
+    """
 
     def __init__(self, model, sink: BinaryIO, width: int, height: int, fps: Fraction = Fraction(25),
-                 frame_count: int = 0, device: torch.device = torch.device("cpu")):
+                 frame_count: int = 0, device: torch.device = torch.device("cpu"),
+                 quality: Optional[int] = None, intra_period: Optional[int] = None):
         fps = Fraction(fps).limit_denominator(1001000)
+        quality = model.default_quality if quality is None else quality
+        check_quality(model, quality)
+        if intra_period is None:
+            intra_period = DEFAULT_INTRA_PERIOD if model.temporal else 1
+        if intra_period < 0 or (intra_period != 1 and not model.temporal):
+            raise ValueError(f"--intra-period {intra_period}: model {model.arch} codes intra frames only (1)"
+                             if intra_period >= 0 else "--intra-period must be 0 or more")
         self.header = StreamHeader(model_arch=model.arch, model_fingerprint=model.fingerprint,
                                    width=width, height=height, fps_num=fps.numerator,
-                                   fps_den=fps.denominator, frame_count=frame_count)
+                                   fps_den=fps.denominator, frame_count=frame_count, quality=quality,
+                                   colour_space=COLOUR_SPACE_IDS[model.colour_space], intra_period=intra_period)
         self.model, self.device = model, device
         self.writer = bitstream.StreamWriter(sink, self.header)
         self.decoder = Decoder(model, self.header, device)
         self.index = 0
+
+    def frame_type(self) -> FrameType:
+        period = self.header.intra_period
+        first_of_gop = self.index == 0 if period == 0 else self.index % period == 0
+        return FrameType.INTRA if first_of_gop or self.decoder.reference is None else FrameType.INTER
 
     @torch.no_grad()
     def encode(self, rgb: np.ndarray) -> FrameResult:
@@ -80,11 +135,14 @@ class Encoder:
         if (w, h) != (self.header.width, self.header.height):
             raise ValueError(f"frame {self.index} is {w}x{h}, the stream is "
                              f"{self.header.width}x{self.header.height}")
-        x = frames_to_tensor(torch.from_numpy(np.ascontiguousarray(rgb)).to(self.device))
-        strings = self.model.compress(pad_to_stride(x, self.model.stride))["strings"]
-        packet = FramePacket(self.index, FrameType.INTRA, self.header.quality, strings[0][0])
+        x = frames_to_tensor(torch.from_numpy(np.ascontiguousarray(rgb)).to(self.device), self.model.colour_space)
+        frame_type = self.frame_type()
+        reference = self.decoder.reference if frame_type == FrameType.INTER else None
+        payload = self.model.compress_frame(pad_to_stride(x, self.model.stride), self.header.quality, reference)
+        packet = FramePacket(self.index, frame_type, self.header.quality, payload)
         size = self.writer.write_frame(packet)
-        result = FrameResult(self.index, size, self.decoder.decode(packet))
+        # The reconstruction (and the next reference) come from the decoder's own path.
+        result = FrameResult(self.index, size, self.decoder.decode(packet), frame_type)
         self.index += 1
         return result
 

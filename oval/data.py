@@ -66,12 +66,13 @@ def usable_files(files: list[Path], crop) -> list[Path]:
     return usable
 
 
-def random_crop(frame: np.ndarray, crop, rng: random.Random) -> np.ndarray:
+def random_crop(frames: np.ndarray, crop, rng: random.Random) -> np.ndarray:
+    """The same random window (and mirroring) of every frame of a (..., H, W, 3) array."""
     ch, cw = crop_size(crop)
-    y = rng.randrange(frame.shape[0] - ch + 1)
-    x = rng.randrange(frame.shape[1] - cw + 1)
-    out = frame[y:y + ch, x:x + cw]
-    return np.ascontiguousarray(out[:, ::-1] if rng.random() < 0.5 else out)
+    y = rng.randrange(frames.shape[-3] - ch + 1)
+    x = rng.randrange(frames.shape[-2] - cw + 1)
+    out = frames[..., y:y + ch, x:x + cw, :]
+    return np.ascontiguousarray(out[..., ::-1, :] if rng.random() < 0.5 else out)
 
 
 def half_size(frame: np.ndarray) -> np.ndarray:
@@ -82,12 +83,17 @@ def half_size(frame: np.ndarray) -> np.ndarray:
 
 
 class PrefetchLoader:
-    """Yields uint8 (B, crop_h, crop_w, 3) batches forever; call close() to stop the threads."""
+    """Yields uint8 (B, crop_h, crop_w, 3) batches forever; call close() to stop the threads.
+
+    With clip_length T > 1 an item is T consecutive frames cropped at one place, (B, T, h, w, 3):
+    what a temporal model trains on.
+    """
 
     def __init__(self, files: list[Path], crop, batch_size: int, max_frames: Optional[int] = None,
                  workers: int = 2, queue_size: int = 512, shuffle_buffer: int = 256,
-                 crops_per_frame: int = 2, seed: int = 0):
+                 crops_per_frame: int = 2, seed: int = 0, clip_length: int = 1):
         self.files, self.crop, self.batch_size = list(files), crop, batch_size
+        self.clip_length = clip_length
         self.max_frames, self.crops_per_frame = max_frames, crops_per_frame
         self.queue: queue.Queue = queue.Queue(maxsize=queue_size)
         self.buffer: list = []
@@ -108,13 +114,19 @@ class PrefetchLoader:
             path = rng.choice(self.files)
             try:
                 with VideoReader(str(path), self.max_frames) as reader:
+                    window: list = []
                     for frame in reader:
-                        for f in (frame, half_size(frame)):
-                            if not fits(f.shape, self.crop):
+                        window = (window + [frame])[-self.clip_length:]
+                        if len(window) < self.clip_length:
+                            continue
+                        for clip in (np.stack(window), np.stack([half_size(f) for f in window])):
+                            if not fits(clip.shape[1:], self.crop):
                                 continue
                             for _ in range(self.crops_per_frame):
-                                if not self._put(random_crop(f, self.crop, rng)):
+                                item = random_crop(clip, self.crop, rng)
+                                if not self._put(item[0] if self.clip_length == 1 else item):
                                     return
+                        window = [] if self.clip_length > 1 else window  # clips do not overlap
             except OvalError as e:
                 self.errors.append(f"{path}: {e}")
                 if len(self.errors) > 10 * len(self.files):

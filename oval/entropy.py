@@ -69,40 +69,77 @@ class TableCoder:
     def channels(self) -> int:
         return len(self.offsets)
 
-    def encode(self, values: np.ndarray) -> bytes:
-        values = np.asarray(values)
-        if values.ndim != 3 or values.shape[0] != self.channels:
-            raise ValueError(f"expected ({self.channels}, H, W) symbols, got {values.shape}")
-        encoder = _constriction().stream.queue.RangeEncoder()
-        escapes = bytearray()
-        for c, model in enumerate(self.models):
-            symbols = values[c].reshape(-1).astype(np.int64) - self.offsets[c]
-            outside = (symbols < 0) | (symbols >= self.lengths[c])
-            if outside.any():
-                for value in values[c].reshape(-1)[outside]:
-                    escapes += write_varint(zigzag(int(value)))
-                symbols = np.where(outside, self.lengths[c], symbols)
-            encoder.encode(symbols.astype(np.int32), model)
+    def _encode_run(self, encoder, escapes: bytearray, table: int, values: np.ndarray) -> None:
+        symbols = values.astype(np.int64) - self.offsets[table]
+        outside = (symbols < 0) | (symbols >= self.lengths[table])
+        if outside.any():
+            for value in values[outside]:
+                escapes += write_varint(zigzag(int(value)))
+            symbols = np.where(outside, self.lengths[table], symbols)
+        encoder.encode(symbols.astype(np.int32), self.models[table])
+
+    @staticmethod
+    def _finish(encoder, escapes: bytearray) -> bytes:
         words = encoder.get_compressed().astype("<u4")
         return write_varint(len(words)) + words.tobytes() + bytes(escapes)
 
-    def decode(self, data: bytes, shape: tuple[int, int]) -> np.ndarray:
-        height, width = shape
+    def encode(self, values: np.ndarray) -> bytes:
+        """(C, H, W) integers, channel c coded with table c."""
+        values = np.asarray(values)
+        if values.ndim != 3 or values.shape[0] != self.channels:
+            raise ValueError(f"expected ({self.channels}, H, W) symbols, got {values.shape}")
+        encoder, escapes = _constriction().stream.queue.RangeEncoder(), bytearray()
+        for c in range(self.channels):
+            self._encode_run(encoder, escapes, c, values[c].reshape(-1))
+        return self._finish(encoder, escapes)
+
+    def encode_indexed(self, values: np.ndarray, tables: np.ndarray) -> bytes:
+        """Integers of any shape, each coded with the table `tables` names at its position.
+
+        Symbols are coded grouped by table (ascending), in raster order within a group; the
+        decoder, which computes the same `tables`, reads them back in that order.
+        """
+        values, tables = np.asarray(values).reshape(-1), np.asarray(tables).reshape(-1)
+        if values.shape != tables.shape:
+            raise ValueError("values and tables differ in size")
+        encoder, escapes = _constriction().stream.queue.RangeEncoder(), bytearray()
+        for t in np.unique(tables):
+            self._encode_run(encoder, escapes, int(t), values[tables == t])
+        return self._finish(encoder, escapes)
+
+    def _decoder(self, data: bytes):
         n_words, pos = read_varint(data, 0)
         if pos + 4 * n_words > len(data):
             raise FormatError("entropy-coded payload is shorter than it claims")
         words = np.frombuffer(data, dtype="<u4", count=n_words, offset=pos).astype(np.uint32)
-        pos += 4 * n_words
-        decoder = _constriction().stream.queue.RangeDecoder(words)
+        return _constriction().stream.queue.RangeDecoder(words), pos + 4 * n_words
+
+    def _decode_run(self, decoder, data: bytes, pos: int, table: int, count: int) -> tuple[np.ndarray, int]:
+        symbols = decoder.decode(self.models[table], count).astype(np.int64)
+        values = symbols + self.offsets[table]
+        for i in np.flatnonzero(symbols == self.lengths[table]):
+            raw, pos = read_varint(data, pos)
+            values[i] = unzigzag(raw)
+        if np.abs(values).max(initial=0) > 2**30:
+            raise FormatError("escaped latent value out of range")
+        return values, pos
+
+    def decode(self, data: bytes, shape: tuple[int, int]) -> np.ndarray:
+        height, width = shape
+        decoder, pos = self._decoder(data)
         out = np.empty((self.channels, height * width), dtype=np.int32)
-        for c, model in enumerate(self.models):
-            symbols = decoder.decode(model, height * width).astype(np.int64)
-            escaped = np.flatnonzero(symbols == self.lengths[c])
-            values = symbols + self.offsets[c]
-            for i in escaped:
-                raw, pos = read_varint(data, pos)
-                values[i] = unzigzag(raw)
-            if np.abs(values).max(initial=0) > 2**30:
-                raise FormatError("escaped latent value out of range")
-            out[c] = values
+        for c in range(self.channels):
+            out[c], pos = self._decode_run(decoder, data, pos, c, height * width)
         return out.reshape(self.channels, height, width)
+
+    def decode_indexed(self, data: bytes, tables: np.ndarray) -> np.ndarray:
+        """Inverse of encode_indexed: integers shaped like `tables`."""
+        flat = np.asarray(tables).reshape(-1)
+        if flat.size and (flat.min() < 0 or flat.max() >= self.channels):
+            raise FormatError("entropy table index out of range")
+        decoder, pos = self._decoder(data)
+        out = np.empty(flat.shape, dtype=np.int32)
+        for t in np.unique(flat):
+            where = flat == t
+            out[where], pos = self._decode_run(decoder, data, pos, int(t), int(where.sum()))
+        return out.reshape(np.shape(tables))

@@ -20,15 +20,18 @@ def ms_ssim(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 @torch.no_grad()
-def evaluate_frames(model, frames: list, device: torch.device, fps=25) -> dict:
-    """Codes `frames` (uint8 HWC RGB) with `model` (tables are rebuilt first) and measures them."""
+def evaluate_frames(model, frames: list, device: torch.device, fps=25, quality=None, intra_period=None) -> dict:
+    """Codes `frames` (uint8 HWC RGB) with `model` (tables are rebuilt first) and measures them.
+    A temporal model codes them as one group of pictures unless intra_period says otherwise."""
     was_training = model.training
     model.eval()
     model.update()
     model.fingerprint = fingerprint(model)
     h, w = frames[0].shape[:2]
     sink = io.BytesIO()
-    encoder = codec.Encoder(model, sink, w, h, fps, len(frames), device)
+    if intra_period is None:
+        intra_period = 0 if model.temporal else 1
+    encoder = codec.Encoder(model, sink, w, h, fps, len(frames), device, quality, intra_period)
     recons = [encoder.encode(f).recon for f in frames]
     encoder.close()
     src = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).float() / 255

@@ -30,7 +30,10 @@ from oval.kernels import frames_to_tensor
 from oval.models.store import build_model, save_model
 
 # Fields that define what is being trained: a resumed run must keep them.
-RESUME_KEYS = ("arch", "N", "M", "lmbda", "distortion", "quantizer", "crop", "batch_size", "lr", "min_lr")
+RESUME_KEYS = ("arch", "N", "M", "lmbda", "distortion", "quantizer", "crop", "batch_size", "lr", "min_lr",
+               "frames", "memory", "colour_space")
+# TrainConfig fields that are model config fields, passed on where the architecture has them.
+MODEL_KEYS = ("N", "M", "memory", "colour_space")
 
 
 def _opt(default, help_text: str):
@@ -47,7 +50,13 @@ class TrainConfig:
     steps: int = _opt(5000, "training steps in all (a resumed run continues up to this)")
     batch_size: int = _opt(8, "crops per step and process")
     crop: tuple = _opt((128, 128), "training crop height and width (one value: a square)")
-    lmbda: float = _opt(0.013, "rate-distortion trade-off: higher gives more quality and more bits")
+    lmbda: float = _opt(0.013, "rate-distortion trade-off: higher gives more quality and more bits "
+                               "(single-rate models; oval-video trains all its quality levels)")
+    frames: int = _opt(1, "frames per training clip: the first intra, the rest P-frames (temporal models)")
+    memory: bool = _opt(False, "ConvLSTM memory across P-frames (oval-video)")
+    colour_space: str = _opt("rgb", "space the model codes in: rgb, ycbcr-bt601 or ycbcr-bt709 (oval-video)")
+    init: str = _opt("", "start from the weights of this model (default, a file or a run dir) where names "
+                         "and shapes match")
     distortion: str = _opt("mse", "distortion term: mse or ms-ssim")
     quantizer: str = _opt("noise", "training proxy for rounding: noise, or mixed (rounded values to the "
                                    "synthesis with a straight-through gradient, noise for the rate)")
@@ -96,6 +105,11 @@ def parse_args(argv=None) -> tuple[TrainConfig, bool]:
         raise OvalError(f"--distortion must be mse or ms-ssim, not {cfg.distortion!r}")
     if cfg.quantizer not in ("noise", "mixed"):
         raise OvalError(f"--quantizer must be noise or mixed, not {cfg.quantizer!r}")
+    from oval.kernels import COLOUR_SPACES
+    if cfg.colour_space not in COLOUR_SPACES:
+        raise OvalError(f"--colour-space must be one of {', '.join(COLOUR_SPACES)}, not {cfg.colour_space!r}")
+    if cfg.frames < 1:
+        raise OvalError("--frames must be at least 1")
     if cfg.loader not in ("auto", "pyav", "dali"):
         raise OvalError(f"--loader must be auto, pyav or dali, not {cfg.loader!r}")
     if any(c % 16 or c < 16 for c in cfg.crop):
@@ -108,25 +122,74 @@ def parse_args(argv=None) -> tuple[TrainConfig, bool]:
 def make_loader(cfg: TrainConfig, files: list, d: distributed.Dist):
     """Each rank reads its own shard of the files (or, with fewer files than ranks, its own seed)."""
     shard = files[d.rank::d.world] if len(files) >= d.world else files
-    if cfg.loader in ("dali", "auto"):
+    if cfg.loader == "dali" and cfg.frames > 1:
+        raise OvalError("--loader dali reads single frames; use --loader pyav with --frames > 1")
+    if cfg.loader in ("dali", "auto") and cfg.frames == 1:
         from oval import dali_loader
         if dali_loader.usable(shard, d.device) or cfg.loader == "dali":
             return dali_loader.DaliLoader(shard, cfg.crop, cfg.batch_size, d.device, seed=cfg.seed + d.rank)
     return PrefetchLoader(shard, cfg.crop, cfg.batch_size, cfg.max_frames, workers=cfg.workers,
-                          seed=cfg.seed + d.rank)
+                          seed=cfg.seed + d.rank, clip_length=cfg.frames)
 
 
-def rd_loss(out: dict, x: torch.Tensor, cfg: TrainConfig) -> dict:
-    num_pixels = x.shape[0] * x.shape[2] * x.shape[3]
+def rd_loss(out: dict, x: torch.Tensor, cfg: TrainConfig, lmbda: float) -> dict:
+    """x: (B, 3, H, W), or (B, T, 3, H, W) clips for a temporal model; bpp is per pixel of every frame."""
+    num_pixels = x[..., 0, :, :].numel()
     bpp = sum(torch.log2(lik).sum() for lik in out["likelihoods"].values()) / -num_pixels
     x_hat = out["x_hat"].float()
+    if x_hat.dim() == 5:
+        x_hat, x = x_hat.flatten(0, 1), x.flatten(0, 1)
+    if cfg.colour_space != "rgb":  # distortion is always measured on RGB, as evaluation does
+        from oval.kernels import from_model_space
+        x_hat, x = from_model_space(x_hat, cfg.colour_space), from_model_space(x, cfg.colour_space)
     mse = F.mse_loss(x_hat, x)
     if cfg.distortion == "ms-ssim":
         from pytorch_msssim import ms_ssim
         distortion = 1 - ms_ssim(x_hat.clamp(0, 1), x, data_range=1.0, win_size=7)
     else:
         distortion = 255**2 * mse
-    return {"loss": cfg.lmbda * distortion + bpp, "bpp": bpp, "mse": mse}
+    return {"loss": lmbda * distortion + bpp, "bpp": bpp, "mse": mse}
+
+
+def model_config(cfg: TrainConfig) -> dict:
+    from oval.models.registry import model_class
+    try:
+        fields = {f.name for f in dataclasses.fields(model_class(cfg.arch).Config)}
+    except KeyError:
+        raise OvalError(f"unknown model architecture {cfg.arch!r}") from None
+    defaults = TrainConfig(data=[], out="")
+    for key in MODEL_KEYS:
+        if key not in fields and getattr(cfg, key) != getattr(defaults, key):
+            raise OvalError(f"--{key.replace('_', '-')} does not apply to {cfg.arch}")
+    return {k: getattr(cfg, k) for k in MODEL_KEYS if k in fields}
+
+
+def init_from(model, spec: str) -> int:
+    """Copies the tensors of a trained model whose names and shapes match; an intra model's
+    factorized density seeds every quality level's. Returns how many tensors were copied."""
+    from oval.models.store import load_model
+    source = load_model(spec).state_dict()
+    target = model.state_dict()
+    copied = {}
+    for name, tensor in target.items():
+        candidates = [name]
+        if name.startswith("intra_densities."):
+            candidates.append("entropy_bottleneck." + name.split(".", 2)[2])
+        for key in candidates:
+            if key in source and source[key].shape == tensor.shape and "table_" not in key:
+                copied[name] = source[key]
+                break
+    model.load_state_dict(copied, strict=False)
+    if not copied:
+        raise OvalError(f"--init {spec}: no tensor matches {model.arch}")
+    return len(copied)
+
+
+def to_model_input(frames: torch.Tensor, cfg: TrainConfig, noise: float = 0.0) -> torch.Tensor:
+    """uint8 (B, [T,] H, W, 3) -> float (B, [T,] 3, H, W) in the model's colour space."""
+    lead = frames.shape[:-3]
+    x = frames_to_tensor(frames.reshape(-1, *frames.shape[-3:]), cfg.colour_space, noise=noise)
+    return x.reshape(*lead, *x.shape[1:])
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -212,8 +275,14 @@ def train(cfg: TrainConfig, resume: bool = False) -> Optional[Path]:
         (out / "checkpoints").mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed + d.rank)
     rng = random.Random(cfg.seed)
-    model = build_model(cfg.arch, {"N": cfg.N, "M": cfg.M}).to(d.device)
-    model.entropy_bottleneck.mixed_quantization = cfg.quantizer == "mixed"
+    model = build_model(cfg.arch, model_config(cfg))
+    if cfg.init and not resume:
+        print(f"initialised {init_from(model, cfg.init)} tensors from {cfg.init}", file=sys.stderr)
+    model = model.to(d.device)
+    model.set_mixed_quantization(cfg.quantizer == "mixed")
+    if getattr(model, "temporal", False) != (cfg.frames > 1):
+        raise OvalError(f"{cfg.arch} trains on " + ("clips: pass --frames 2 or more" if model.temporal
+                                                    else "single frames: drop --frames"))
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     step, best = 0, float("inf")
     last, best_path = out / "checkpoints" / "last.pt", out / "checkpoints" / "best.pt"
@@ -241,12 +310,16 @@ def train(cfg: TrainConfig, resume: bool = False) -> Optional[Path]:
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(step, cfg)
             frames = loader.next_batch().to(d.device, non_blocking=True)
-            x = frames_to_tensor(frames)  # the target is always the clean frame
-            x_in = frames_to_tensor(frames, noise=cfg.noise) if cfg.noise > 0 else x
-            if cuda:
+            x = to_model_input(frames, cfg)  # the target is always the clean frame
+            x_in = to_model_input(frames, cfg, cfg.noise) if cfg.noise > 0 else x
+            if cuda and x.dim() == 4:
                 x, x_in = (t.contiguous(memory_format=torch.channels_last) for t in (x, x_in))
+            # A multi-rate model trains one quality level per step, each with its own λ.
+            level = rng.randint(1, model.levels) if model.levels else None
+            lmbda = model.lambdas[level - 1] if level else cfg.lmbda
             with torch.autocast(d.device.type, dtype=torch.bfloat16, enabled=cuda):
-                losses = rd_loss(step_model(x_in), x, cfg)
+                coded = step_model(x_in, level) if level else step_model(x_in)
+                losses = rd_loss(coded, x, cfg, lmbda)
             optimizer.zero_grad(set_to_none=True)
             step += 1
             if not distributed.all_finite(losses["loss"].detach(), d):
@@ -275,7 +348,8 @@ def train(cfg: TrainConfig, resume: bool = False) -> Optional[Path]:
                 sums, seen, t0 = dict.fromkeys(sums, 0.0), 0, time.time()
             if d.main and (step % cfg.val_every == 0 or step == cfg.steps):
                 val = validate(model, val_frames, d, logger, step)
-                cost = cfg.lmbda * 255**2 * val["mse"] + val["bpp"]
+                lmbda = model.lambdas[model.default_quality - 1] if model.levels else cfg.lmbda
+                cost = lmbda * 255**2 * val["mse"] + val["bpp"]
                 if cost < best:
                     best = cost
                     save_checkpoint(best_path, model, optimizer, step, cfg, rng, best)

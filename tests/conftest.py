@@ -53,3 +53,14 @@ def tiny_model_path(tmp_path_factory):
     path = tmp_path_factory.mktemp("models") / "tiny.safetensors"
     save_model(model, path)
     return str(path)
+
+
+@pytest.fixture(scope="session")
+def tiny_video_model_path(tmp_path_factory):
+    """A small untrained temporal model (P-frames, six quality levels), tables built."""
+    torch.manual_seed(0)
+    model = build_model("oval-video", {"N": 8, "M": 8, "C": 8, "memory": True}).eval()
+    model.update()
+    path = tmp_path_factory.mktemp("models") / "tiny_video.safetensors"
+    save_model(model, path)
+    return str(path)

@@ -1,25 +1,52 @@
 """The model contract's coding half, shared by every model and by the runtimes that stand in for one.
 
-A subclass provides `g_a` and `g_s` (modules or callables) and an `entropy_bottleneck` with integer
-tables; `compress` / `decompress` are then the same code whatever runs the transforms.
+A subclass provides `g_a` and `g_s` and an `entropy_bottleneck` with integer tables; `compress` /
+`decompress` reach the transforms through `analysis` / `synthesis`, which a runtime replaces.
 """
 import torch
 
 
 class TransformCoder:
-    """compress(x) -> {"strings", "shape"}; decompress(strings, shape) -> {"x_hat"} in [0, 1]."""
+    """compress(x) -> {"strings", "shape"}; decompress(strings, shape) -> {"x_hat"} in [0, 1].
+
+    Also the per-frame interface the codec drives every model through (see VideoModel): an
+    intra-only, single-rate model has quality level 0 and no references.
+    """
+
+    temporal = False
+    levels = 0  # quality levels 1..levels; 0: a single rate point, numbered 0
+    default_quality = 0
+    colour_space = "rgb"
+
+    def compress_frame(self, x: torch.Tensor, level: int, reference=None) -> bytes:
+        return self.compress(x)["strings"][0][0]
+
+    def decompress_frame(self, payload: bytes, shape: tuple, level: int, reference=None):
+        return self.decompress([[payload]], shape)["x_hat"], None
+
+    def tables_built(self) -> bool:
+        return self.entropy_bottleneck.tables_built()
+
+    def set_mixed_quantization(self, enabled: bool) -> None:
+        self.entropy_bottleneck.mixed_quantization = enabled
 
     @property
     def coding_device(self) -> torch.device:
         """Where decoded latents go before g_s."""
         return torch.device("cpu")
 
+    def analysis(self, x: torch.Tensor) -> torch.Tensor:
+        return self.g_a(x)  # runtimes replace the full-resolution transforms; see export.runtimes
+
+    def synthesis(self, y_hat: torch.Tensor) -> torch.Tensor:
+        return self.g_s(y_hat)
+
     @torch.no_grad()
     def compress(self, x: torch.Tensor) -> dict:
-        y = self.g_a(x)
+        y = self.analysis(x)
         return {"strings": [self.entropy_bottleneck.compress(y)], "shape": tuple(y.shape[-2:])}
 
     @torch.no_grad()
     def decompress(self, strings: list, shape: tuple) -> dict:
         y_hat = self.entropy_bottleneck.decompress(strings[0], shape).to(self.coding_device)
-        return {"x_hat": self.g_s(y_hat).clamp_(0, 1)}
+        return {"x_hat": self.synthesis(y_hat).clamp_(0, 1)}

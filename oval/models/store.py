@@ -110,7 +110,7 @@ def load_model(spec: str = "default", device: str | torch.device = "cpu") -> tor
     except RuntimeError as e:
         first = next((ln.strip() for ln in str(e).splitlines()[1:] if ln.strip()), str(e))
         raise OvalError(f"model file {path} does not match architecture {arch!r}: {first}") from None
-    if int(model.entropy_bottleneck.table_lengths.min()) < 1:
+    if not model.tables_built():
         model.update()  # a training checkpoint saved before its tables were built
     model.fingerprint = fingerprint(model)
     model.source_path = str(path)
