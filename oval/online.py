@@ -1,8 +1,8 @@
 """python -m oval.online: encode a live feed while the model keeps learning on it.
 
 Each frame is encoded and written as it arrives; between frames the encoder takes --steps-per-frame
-rate-distortion steps on a window of recent frames. With --adapt encoder only the analysis transform
-g_a learns: the decoder side (g_s and the entropy tables) is untouched, so the stream's model
+rate-distortion steps on a window of recent frames. With --adapt encoder only what the encoder alone
+uses learns (g_a, and a temporal model's encoder adapter): the decoder side is untouched, so the stream's model
 fingerprint stays true and the stock oval-decode reads it. --preview writes source | reconstruction
 side by side with bpp, PSNR and fps drawn on it, to watch the model learn.
 """
@@ -35,7 +35,10 @@ def parse_args(argv=None):
     p.add_argument("--window", type=int, default=4, help="recent frames the adaptation steps sample from")
     p.add_argument("--crop", type=int, default=256, help="adaptation crop size (whole frame when smaller)")
     p.add_argument("--lr", type=float, default=1e-4)
-    p.add_argument("--lmbda", type=float, default=None, help="rate-distortion trade-off (default: the model's)")
+    p.add_argument("--lmbda", type=float, default=None,
+                   help="rate-distortion trade-off (default: the model's, at --quality)")
+    p.add_argument("--quality", type=int, default=None, metavar="Q", help="quality level, as oval-encode")
+    p.add_argument("--intra-period", type=int, default=None, metavar="N", help="as oval-encode")
     p.add_argument("--realtime", action="store_true", help="skip adaptation steps (never frames) to keep up")
     p.add_argument("--max-frames", type=int, default=None)
     p.add_argument("--logdir", help="TensorBoard directory")
@@ -47,40 +50,50 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-class Adapter:
-    """Rate-distortion steps on the encoder over a bounded window of recent frames."""
+def encoder_parameters(model) -> list:
+    """What only the encoder uses: changing these leaves every decoded frame decodable as before."""
+    modules = [model.g_a] + ([model.encoder_adapter] if model.temporal else [])
+    return [p for m in modules for p in m.parameters()]
 
-    def __init__(self, model, lmbda: float, lr: float, window: int, crop: int, seed: int):
-        self.model, self.lmbda, self.crop = model, lmbda, crop
+
+class Adapter:
+    """Rate-distortion steps on the encoder over a bounded window of recent frames.
+
+    An intra model learns on crops of the window's frames; a temporal model on the window as one
+    clip (first frame intra, the rest P-frames), as it is coded.
+    """
+
+    def __init__(self, model, lmbda: float, level: int, lr: float, window: int, crop: int, seed: int):
+        self.model, self.lmbda, self.level, self.crop = model, lmbda, level, crop
         self.frames = collections.deque(maxlen=window)  # bounded: memory stays flat
         self.rng = random.Random(seed)
         for p in model.parameters():
             p.requires_grad_(False)
-        params = list(model.g_a.parameters())
-        for p in params:
+        self.params = encoder_parameters(model)
+        for p in self.params:
             p.requires_grad_(True)
-        self.optimizer = torch.optim.Adam(params, lr=lr)
+        self.optimizer = torch.optim.Adam(self.params, lr=lr)
 
     def _batch(self, device) -> torch.Tensor:
         from oval.kernels import frames_to_tensor
-        crops = []
-        for f in self.frames:
-            h, w = f.shape[:2]
-            ch, cw = min(self.crop, h) // 16 * 16, min(self.crop, w) // 16 * 16
-            y, x = self.rng.randrange(h - ch + 1), self.rng.randrange(w - cw + 1)
-            crops.append(torch.from_numpy(np.ascontiguousarray(f[y:y + ch, x:x + cw])))
-        return frames_to_tensor(torch.stack(crops).to(device))
+        h, w = self.frames[0].shape[:2]
+        ch, cw = min(self.crop, h) // 16 * 16, min(self.crop, w) // 16 * 16
+        y, x = self.rng.randrange(h - ch + 1), self.rng.randrange(w - cw + 1)
+        crops = [torch.from_numpy(np.ascontiguousarray(f[y:y + ch, x:x + cw])) for f in self.frames]
+        batch = frames_to_tensor(torch.stack(crops).to(device), self.model.colour_space)
+        return batch[None] if self.model.temporal else batch
 
     def step(self, device) -> float:
         x = self._batch(device)
-        self.model.entropy_bottleneck.train()  # noisy quantisation for the rate term
-        out = self.model(x)
-        self.model.entropy_bottleneck.eval()
-        bpp = -torch.log2(out["likelihoods"]["y"]).sum() / (x.shape[0] * x.shape[2] * x.shape[3])
+        self.model.train()  # noisy quantisation for the rate term
+        out = self.model(x, self.level) if self.model.temporal else self.model(x)
+        self.model.eval()
+        pixels = x[..., 0, :, :].numel()
+        bpp = -sum(torch.log2(lik).sum() for lik in out["likelihoods"].values()) / pixels
         loss = self.lmbda * 255**2 * F.mse_loss(out["x_hat"], x) + bpp
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()  # the graph ends here: nothing is kept across frames
-        torch.nn.utils.clip_grad_norm_(self.model.g_a.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(self.params, 1.0)
         self.optimizer.step()
         return float(loss.detach())
 
@@ -107,8 +120,19 @@ def run(args) -> dict:
     torch.manual_seed(args.seed)
     reader = io.VideoReader(args.source, args.max_frames)
     model = load_model(args.model, device)
-    lmbda = args.lmbda if args.lmbda is not None else float(getattr(model, "metadata", {}).get("lmbda", 0.013))
-    adapter = Adapter(model, lmbda, args.lr, args.window, args.crop, args.seed) if args.adapt != "none" else None
+    level = model.default_quality if args.quality is None else args.quality
+    try:
+        codec.check_quality(model, level)
+    except ValueError as e:
+        raise OvalError(str(e)) from None
+    if args.lmbda is not None:
+        lmbda = args.lmbda
+    elif model.levels:
+        lmbda = model.lambdas[level - 1]
+    else:
+        lmbda = float(getattr(model, "metadata", {}).get("lmbda", 0.013))
+    adapter = (Adapter(model, lmbda, level, args.lr, args.window, args.crop, args.seed)
+               if args.adapt != "none" else None)
     info = reader.info
     fps = float(info.fps)
     tb = None
@@ -121,7 +145,11 @@ def run(args) -> dict:
     start = time.perf_counter()
     try:
         with open(tmp, "wb") as sink:
-            encoder = codec.Encoder(model, sink, info.width, info.height, info.fps, info.frame_count, device)
+            try:
+                encoder = codec.Encoder(model, sink, info.width, info.height, info.fps, info.frame_count,
+                                        device, level, args.intra_period)
+            except ValueError as e:
+                raise OvalError(str(e)) from None
             if args.preview:
                 preview = io.VideoWriter(args.preview, 2 * info.width, info.height, info.fps)
             try:

@@ -133,3 +133,14 @@ def test_onnxruntime_backend_decodes_the_torch_stream(tiny_video_model_path, tmp
     _, decoded = decode(ort_model, data)
     for r, d in zip(results, decoded):
         assert np.abs(r.recon.astype(int) - d.astype(int)).max() <= 1
+
+
+def test_online_encoder_adaptation_of_a_temporal_model_is_read_by_the_stock_decoder(tiny_video_model_path,
+                                                                                     odd_clip, tmp_path):
+    from oval import online
+    stream = tmp_path / "o.oval"
+    assert online.main(["--source", odd_clip, "--model", tiny_video_model_path, "-o", str(stream),
+                        "--steps-per-frame", "2", "--window", "2", "--quality", "3", "--quiet"]) == 0
+    assert decode_main([str(stream), "-o", str(tmp_path / "o.mkv"), "--model", tiny_video_model_path,
+                        "--quiet"]) == 0
+    assert len(read_frames(str(tmp_path / "o.mkv"))) == 4
