@@ -3,10 +3,11 @@
     python benchmarks/rd.py CLIP [CLIP ...] --out DIR [--codecs x264,x264-veryfast,x265,svtav1]
                             [--models default[,PATH,...]] [--frames N] [--gop N] [--device ...]
 
-CLIP is a video path or a sample name. Each model given to --models is one OVAL rate point (the
-default model has one; a multi-rate model will give several). Every codec codes the same frames,
-4:2:0, with a group of pictures of --gop frames (default: OVAL's intra period, 1, so intra is
-compared with intra; --gop 250 shows what the classical codecs do with prediction). Metrics on the
+CLIP is a video path or a sample name. A multi-rate model (the default) gives one OVAL point per
+quality level (--qualities), a single-rate model one. Every codec codes the same frames, 4:2:0,
+with a group of pictures of --gop frames; OVAL uses it as its intra period. With --gop above 1 OVAL
+is also run all-intra, and the BD-rate of its temporal mode against its own all-intra mode is
+reported (the measure of what prediction from the last frame buys). Metrics on the
 decoded RGB frames: PSNR RGB, PSNR YUV (BT.601 full range, weighted 6:1:1), MS-SSIM; bpp counts the
 whole output (elementary streams for the classical codecs). BD-rate (pchip) is OVAL's bitrate change against each codec at equal PSNR RGB:
 negative means OVAL needs fewer bits. Encode fps: OVAL in-process, ffmpeg as the whole process.
@@ -78,20 +79,32 @@ def ffmpeg_point(name: str, crf: int, frames: list, fps: float, gop: int, out: P
     return {"crf": crf, "bpp": bpp, **metrics(frames, decoded), "encode_fps": len(frames) / elapsed}
 
 
-def oval_point(model_spec: str, frames: list, fps: float, device, out: Path) -> dict:
-    model = load_model(model_spec, device)
+def oval_point(model, frames: list, fps: float, device, out: Path, quality: int, intra_period: int) -> dict:
     h, w = frames[0].shape[:2]
-    codec.Encoder(model, io.BytesIO(), w, h, fps, 1, device).encode(frames[0])  # warm-up, untimed
+    codec.Encoder(model, io.BytesIO(), w, h, fps, 1, device, quality).encode(frames[0])  # warm-up, untimed
     sink = io.BytesIO()
-    encoder = codec.Encoder(model, sink, w, h, fps, len(frames), device)
+    encoder = codec.Encoder(model, sink, w, h, fps, len(frames), device, quality, intra_period)
     start = time.perf_counter()
     decoded = [encoder.encode(f).recon for f in frames]
     elapsed = time.perf_counter() - start
     encoder.close()
-    name = Path(model_spec).stem if model_spec != "default" else "default"
-    (out / f"oval_{name}.oval").write_bytes(sink.getvalue())
-    return {"model": model_spec, "bpp": 8 * encoder.bytes_written / (len(frames) * w * h),
-            **metrics(frames, decoded), "encode_fps": len(frames) / elapsed}
+    name = Path(model.source_path).stem
+    (out / f"oval_{name}_q{quality}_i{intra_period}.oval").write_bytes(sink.getvalue())
+    per_frame = [codec.psnr(a, b) for a, b in zip(frames, decoded)]
+    return {"model": model.source_path, "quality": quality, "intra_period": intra_period,
+            "bpp": 8 * encoder.bytes_written / (len(frames) * w * h), **metrics(frames, decoded),
+            "encode_fps": len(frames) / elapsed, "psnr_per_frame": per_frame}
+
+
+def oval_curve(specs: list, qualities, frames, fps, device, out: Path, intra_period: int) -> list:
+    points = []
+    for spec in specs:
+        model = load_model(spec, device)
+        levels = qualities or (list(range(1, model.levels + 1)) if model.levels else [0])
+        if not model.temporal:
+            intra_period = 1
+        points += [oval_point(model, frames, fps, device, out, q, intra_period) for q in levels]
+    return points
 
 
 def bd_rate(anchor: list, test: list) -> tuple:
@@ -121,8 +134,12 @@ def plot(clip: str, result: dict, path: Path) -> None:
     for name, points in result["codecs"].items():
         pts = sorted(points, key=lambda p: p["bpp"])
         ax.plot([p["bpp"] for p in pts], [p["psnr"] for p in pts], "o-", ms=3, label=name)
-    pts = sorted(result["oval"], key=lambda p: p["bpp"])
-    ax.plot([p["bpp"] for p in pts], [p["psnr"] for p in pts], "D-", ms=7, color="crimson", label="OVAL")
+    for key, style, label in (("oval", "D-", f"OVAL (intra period {result['gop']})"),
+                              ("oval_intra", "D--", "OVAL all-intra")):
+        pts = sorted(result.get(key) or [], key=lambda p: p["bpp"])
+        if pts:
+            ax.plot([p["bpp"] for p in pts], [p["psnr"] for p in pts], style, ms=6, color="crimson", label=label,
+                    alpha=1.0 if key == "oval" else 0.5)
     ax.set_xscale("log")
     ax.set_xlabel("bits per pixel")
     ax.set_ylabel("PSNR RGB (dB)")
@@ -138,9 +155,10 @@ def main(argv=None) -> int:
     p.add_argument("clips", nargs="+", metavar="CLIP")
     p.add_argument("--out", required=True)
     p.add_argument("--codecs", default="x264,x264-veryfast,x265,svtav1")
-    p.add_argument("--models", default="default", help="comma-separated: each model is one OVAL rate point")
+    p.add_argument("--models", default="default", help="comma-separated model files (or default)")
+    p.add_argument("--qualities", default="", help="comma-separated quality levels (default: all the model has)")
     p.add_argument("--frames", type=int, default=30)
-    p.add_argument("--gop", type=int, default=1, help="group of pictures for every codec (OVAL: intra only)")
+    p.add_argument("--gop", type=int, default=1, help="group of pictures for every codec, OVAL's intra period")
     p.add_argument("--device", default="cpu")
     args = p.parse_args(argv)
     if shutil.which("ffmpeg") is None:
@@ -160,10 +178,15 @@ def main(argv=None) -> int:
         name = Path(clip).stem
         streams = out / "streams" / name
         streams.mkdir(parents=True, exist_ok=True)
+        specs = args.models.split(",")
+        qualities = [int(q) for q in args.qualities.split(",") if q]
         result = {"frames": len(frames), "size": f"{frames[0].shape[1]}x{frames[0].shape[0]}", "gop": args.gop,
-                  "oval": [oval_point(m, frames, fps, device, streams) for m in args.models.split(",")],
+                  "oval": oval_curve(specs, qualities, frames, fps, device, streams, args.gop),
                   "codecs": {c: [ffmpeg_point(c, crf, frames, fps, args.gop, streams) for crf in CODECS[c][1]]
                              for c in codecs}}
+        if args.gop != 1:
+            result["oval_intra"] = oval_curve(specs, qualities, frames, fps, device, streams, 1)
+            result["bd_rate_temporal_vs_intra"], _ = bd_rate(result["oval_intra"], result["oval"])
         result["bd_rate"], result["bd_rate_note"] = {}, {}
         for c, pts in result["codecs"].items():
             result["bd_rate"][c], result["bd_rate_note"][c] = bd_rate(pts, result["oval"])
@@ -174,7 +197,8 @@ def main(argv=None) -> int:
         print(f"\n{name} {r['size']}, {r['frames']} frames, GOP {r['gop']}")
         print("| codec | setting | bpp | PSNR RGB | PSNR YUV 6:1:1 | MS-SSIM | encode fps |")
         print("|---|---|---|---|---|---|---|")
-        rows = [("OVAL", Path(o["model"]).name, o) for o in r["oval"]]
+        rows = [("OVAL", f"{Path(o['model']).name} q{o['quality']} i{o['intra_period']}", o)
+                for o in r["oval"] + r.get("oval_intra", [])]
         rows += [(c, f"crf {pt['crf']}", pt) for c, pts in r["codecs"].items() for pt in pts]
         for codec_name, setting, pt in rows:
             print(f"| {codec_name} | {setting} | {pt['bpp']:.4f} | {pt['psnr']:.2f} | {pt['psnr_yuv']:.2f} | "
@@ -182,6 +206,10 @@ def main(argv=None) -> int:
         for c, v in r["bd_rate"].items():
             shown = f"{v:+.1f}%" if v is not None else f"n/a ({r['bd_rate_note'][c]})"
             print(f"BD-rate of OVAL against {c}: {shown}")
+        if "bd_rate_temporal_vs_intra" in r:
+            v = r["bd_rate_temporal_vs_intra"]
+            shown = f"{v:+.1f}%" if v is not None else "n/a"
+            print(f"BD-rate of OVAL intra period {r['gop']} against OVAL all-intra: {shown}")
     return 0
 
 

@@ -1,0 +1,90 @@
+"""Regenerate the golden streams and their per-frame hashes: python tests/golden/generate.py
+
+Run it only when the format or a golden model changes on purpose (and change
+oval.bitstream.FORMAT_VERSION with the format). tests/test_golden.py decodes every stream here and
+compares each frame's MD5 with expected.json, as FFmpeg's FATE does with framemd5.
+
+The streams cover every frame type (I, P), every quality level, each colour space, odd sizes and
+the shipped default model. Small untrained models (seeded) keep the files tiny; their weights are
+committed beside the streams, so a retrained default changes only the default's entries.
+"""
+import hashlib
+import io
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+HERE = Path(__file__).resolve().parent
+
+# name -> (model, quality, intra period (None: the model's defaults), frames, crop (h, w))
+STREAMS = {
+    "factorized_intra": ("tiny_factorized", 0, 1, 3, (45, 71)),
+    "video_rgb_q1_gop2": ("tiny_video_rgb", 1, 2, 5, (48, 64)),
+    "video_rgb_q6_gop0": ("tiny_video_rgb", 6, 0, 4, (45, 71)),
+    "video_rgb_q4_gop3": ("tiny_video_rgb", 4, 3, 3, (37, 50)),
+    "video_bt601_q2_gop3": ("tiny_video_bt601", 2, 3, 4, (32, 48)),
+    "video_bt709_q5_gop2": ("tiny_video_bt709", 5, 2, 3, (32, 48)),
+    "video_q3_gop4_memory": ("tiny_video_memory", 3, 4, 5, (48, 64)),
+    "default": ("default", None, None, 4, (144, 176)),  # its default quality and intra period
+}
+
+# name -> (arch, config, seed)
+MODELS = {
+    "tiny_factorized": ("oval-factorized", {"N": 8, "M": 8}, 1),
+    "tiny_video_rgb": ("oval-video", {"N": 8, "M": 8, "C": 8}, 2),
+    "tiny_video_bt601": ("oval-video", {"N": 8, "M": 8, "C": 8, "colour_space": "ycbcr-bt601"}, 3),
+    "tiny_video_bt709": ("oval-video", {"N": 8, "M": 8, "C": 8, "colour_space": "ycbcr-bt709"}, 4),
+    "tiny_video_memory": ("oval-video", {"N": 8, "M": 8, "C": 8, "memory": True}, 5),
+}
+
+
+def frame_md5(frame: np.ndarray) -> str:
+    return hashlib.md5(np.ascontiguousarray(frame).tobytes()).hexdigest()
+
+
+def model_path(name: str) -> str:
+    return "default" if name == "default" else str(HERE / f"{name}.safetensors")
+
+
+def decode_hashes(stream: Path, model) -> list:
+    from oval import codec
+    with open(stream, "rb") as f:
+        reader = codec.open_stream(f)
+        decoder = codec.Decoder(model, reader.header)
+        return [frame_md5(decoder.decode(packet)) for packet in reader]
+
+
+def main() -> int:
+    from oval import bitstream, codec
+    from oval.io import read_frames
+    from oval.models.store import build_model, load_model, save_model
+    from oval.samples import sample_path
+
+    for name, (arch, config, seed) in MODELS.items():
+        torch.manual_seed(seed)
+        model = build_model(arch, config).eval()
+        model.update()
+        save_model(model, HERE / f"{name}.safetensors")
+    source = read_frames(str(sample_path("carphone")), 6)
+    expected = {"format_version": bitstream.FORMAT_VERSION, "streams": {}}
+    for name, (model_name, quality, period, n, (h, w)) in STREAMS.items():
+        model = load_model(model_path(model_name))
+        frames = [np.ascontiguousarray(f[:h, :w]) for f in source[:n]]
+        sink = io.BytesIO()
+        encoder = codec.Encoder(model, sink, w, h, 30, n, quality=quality, intra_period=period)
+        types = [encoder.encode(f).frame_type.name for f in frames]
+        encoder.close()
+        path = HERE / f"{name}.oval"
+        path.write_bytes(sink.getvalue())
+        expected["streams"][name] = {"model": model_name, "fingerprint": model.fingerprint.hex(),
+                                     "frame_types": types, "frame_md5": decode_hashes(path, model)}
+        print(f"{name}: {len(sink.getvalue())} bytes, {''.join('I' if t == 'INTRA' else 'P' for t in types)}")
+    (HERE / "expected.json").write_text(json.dumps(expected, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

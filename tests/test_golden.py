@@ -1,0 +1,52 @@
+"""Golden streams: committed .oval files decode to frames whose MD5s match tests/golden/expected.json
+(regenerate on purpose with `python tests/golden/generate.py`)."""
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from oval import bitstream
+from oval.models.store import load_model
+
+GOLDEN = Path(__file__).parent / "golden"
+EXPECTED = json.loads((GOLDEN / "expected.json").read_text())
+
+
+def _generator():
+    spec = importlib.util.spec_from_file_location("golden_generate", GOLDEN / "generate.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_expected_matches_the_format_version():
+    assert EXPECTED["format_version"] == bitstream.FORMAT_VERSION, \
+        "the format version changed: regenerate the golden streams (python tests/golden/generate.py)"
+
+
+def test_golden_set_covers_frame_types_qualities_and_colour_spaces():
+    streams = EXPECTED["streams"].values()
+    assert {t for s in streams for t in s["frame_types"]} == {"INTRA", "INTER"}
+    gen = _generator()
+    qualities = {q for _, q, _, _, _ in gen.STREAMS.values() if q is not None}
+    assert qualities >= {0, 1, 2, 3, 4, 5, 6}
+    spaces = {cfg.get("colour_space", "rgb") for _, cfg, _ in gen.MODELS.values()}
+    assert spaces == {"rgb", "ycbcr-bt601", "ycbcr-bt709"}
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED["streams"]))
+def test_golden_stream_decodes_to_the_recorded_frames(name):
+    gen = _generator()
+    entry = EXPECTED["streams"][name]
+    model = load_model(gen.model_path(entry["model"]))
+    assert model.fingerprint.hex() == entry["fingerprint"], f"{entry['model']} changed: regenerate the goldens"
+    hashes = gen.decode_hashes(GOLDEN / f"{name}.oval", model)
+    assert hashes == entry["frame_md5"]
+
+
+def test_other_format_versions_are_refused_by_name(tmp_path):
+    data = bytearray((GOLDEN / "factorized_intra.oval").read_bytes())
+    data[4] = bitstream.FORMAT_VERSION + 1
+    with pytest.raises(bitstream.FormatError, match=f"version {bitstream.FORMAT_VERSION + 1} is not supported"):
+        bitstream.StreamReader(__import__("io").BytesIO(bytes(data)))
