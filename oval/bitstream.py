@@ -31,13 +31,13 @@ class TruncatedError(FormatError):
 class UnitType(enum.IntEnum):
     STREAM_HEADER = 0x01
     FRAME = 0x02
-    MODEL_UPDATE = 0x10  # reserved: decoder weight updates sent by online adaptation
+    MODEL_UPDATE = 0x10  # decoder weight updates sent by online adaptation (see docs/bitstream.md)
     END = 0x7F
 
 
 class FrameType(enum.IntEnum):
     INTRA = 0
-    INTER = 1  # reserved: predicted frames
+    INTER = 1  # predicted from the previous decoded frame (temporal models)
 
 
 class ColourSpace(enum.IntEnum):
@@ -251,6 +251,11 @@ class StreamWriter:
         self.sink.write(data)
         self.bytes_written += len(data)
 
+    def write_model_update(self, update: "ModelUpdate") -> int:
+        unit = pack_unit(UnitType.MODEL_UPDATE, update.pack())
+        self._write(unit)
+        return len(unit)
+
     def write_frame(self, packet: FramePacket) -> int:
         unit = pack_unit(UnitType.FRAME, packet.pack())
         self._write(unit)
@@ -273,9 +278,9 @@ class Unit:
 class StreamReader:
     """Reads a stream unit by unit from a file object, checking limits before reading payloads.
 
-    `header` is parsed on construction. Iterating yields FramePacket objects, or a CorruptFrame
-    marker for a unit whose CRC fails (the caller decides how to conceal it); it raises
-    TruncatedError when the stream ends without its END unit.
+    `header` is parsed on construction. Iterating yields FramePacket and ModelUpdate objects, or a
+    CorruptFrame / LostUpdate marker for a unit whose CRC fails (the caller decides how to conceal
+    it); it raises TruncatedError when the stream ends without its END unit.
     """
 
     def __init__(self, source: BinaryIO, limits: Limits = Limits()):
@@ -333,12 +338,19 @@ class StreamReader:
             if unit is None:
                 raise TruncatedError(f"stream truncated after {expected_index} frames (no end marker)")
             if not unit.crc_ok:
-                yield CorruptFrame(expected_index, f"CRC mismatch in unit at byte {unit.offset}")
+                reason = f"CRC mismatch in unit at byte {unit.offset}"
+                if unit.type == UnitType.MODEL_UPDATE:
+                    yield LostUpdate(expected_index, reason)
+                    continue
+                yield CorruptFrame(expected_index, reason)
                 expected_index += 1
                 continue
             if unit.type == UnitType.END:
                 self.end = EndOfStream.unpack(unit.payload)
                 return
+            if unit.type == UnitType.MODEL_UPDATE:
+                yield ModelUpdate.unpack(unit.payload)
+                continue
             if unit.type != UnitType.FRAME:
                 continue  # unknown or reserved unit: skipped, for forward compatibility
             packet = FramePacket.unpack(unit.payload)
@@ -352,3 +364,51 @@ class StreamReader:
 class CorruptFrame:
     index: int
     reason: str
+
+
+@dataclasses.dataclass(frozen=True)
+class LostUpdate:
+    """A MODEL_UPDATE unit whose CRC failed; `before_frame` is the index of the next frame."""
+    before_frame: int
+    reason: str
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelUpdate:
+    """New values for a model's updatable decoder parameters (online adaptation, --adapt full).
+
+    Payload: parameter_set:u8 step_log2:u8 count:varint deflate(zigzag-varint deltas). The decoder
+    adds delta * 2**-step_log2 to each parameter of the set, in the model's order, before the frames
+    that follow. Parameter set 1: every parameter that only shapes pixels (never the entropy model
+    or the references), so a lost update costs quality, not decodability.
+    """
+    parameter_set: int
+    step_log2: int
+    deltas: tuple
+
+    MAX_COUNT = 1 << 20
+
+    def pack(self) -> bytes:
+        body = b"".join(write_varint(zigzag(int(d))) for d in self.deltas)
+        return bytes([self.parameter_set, self.step_log2]) + write_varint(len(self.deltas)) + zlib.compress(body, 9)
+
+    @classmethod
+    def unpack(cls, payload: bytes) -> "ModelUpdate":
+        r = _Reader(payload)
+        parameter_set, step_log2, count = r.u8(), r.u8(), r.varint()
+        if count > cls.MAX_COUNT or step_log2 > 30:
+            raise FormatError(f"model update claims {count} parameters at step 2^-{step_log2}")
+        try:
+            inflater = zlib.decompressobj()
+            body = inflater.decompress(r.rest(), 10 * count + 16)  # bounded: no decompression bomb
+        except zlib.error:
+            raise FormatError("model update payload is not valid deflate data") from None
+        deltas, pos = [], 0
+        for _ in range(count):
+            raw, pos = read_varint(body, pos)
+            deltas.append(unzigzag(raw))
+        if pos != len(body) or inflater.unconsumed_tail or inflater.unused_data or not inflater.eof:
+            raise FormatError("model update payload has trailing data")
+        if any(abs(d) > 1 << 30 for d in deltas):
+            raise FormatError("model update delta out of range")
+        return cls(parameter_set, step_log2, tuple(deltas))

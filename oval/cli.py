@@ -197,6 +197,14 @@ def _decode(argv) -> int:
             with _progress(header.frame_count, "decode", args.quiet) as bar:
                 try:
                     for item in reader:
+                        if isinstance(item, bitstream.ModelUpdate):
+                            decoder.apply_update(item)
+                            continue
+                        if isinstance(item, bitstream.LostUpdate):
+                            # Updates shape pixels only: later frames still decode, less well.
+                            first_error = first_error or (f"the model update before frame {item.before_frame} "
+                                                          f"is corrupt ({item.reason})")
+                            continue
                         lost = isinstance(item, bitstream.CorruptFrame)
                         if lost or not decoder.can_decode(item):
                             # A lost frame, or a P-frame that refers to one: conceal until the

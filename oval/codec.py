@@ -37,6 +37,7 @@ def fps_fraction(header: StreamHeader) -> Fraction:
 # The colour space a model codes in, as the stream header records it.
 COLOUR_SPACE_IDS = {"rgb": ColourSpace.RGB, "ycbcr-bt601": ColourSpace.YCBCR_BT601,
                     "ycbcr-bt709": ColourSpace.YCBCR_BT709}
+UPDATE_PARAMETER_SET = 1  # see bitstream.ModelUpdate
 DEFAULT_INTRA_PERIOD = 32  # temporal models: an I-frame every N frames (a second or so of video)
 
 
@@ -66,6 +67,22 @@ class Decoder:
 
     def drop_reference(self) -> None:
         self.reference = None
+
+    @torch.no_grad()
+    def apply_update(self, update: bitstream.ModelUpdate) -> None:
+        """Adds a MODEL_UPDATE's deltas to the model's updatable parameters (in place)."""
+        params = self.model.update_parameters()
+        if update.parameter_set != UPDATE_PARAMETER_SET:
+            raise FormatError(f"model update names parameter set {update.parameter_set}, "
+                              f"this decoder knows {UPDATE_PARAMETER_SET}")
+        if len(update.deltas) != sum(p.numel() for p in params):
+            raise FormatError(f"model update has {len(update.deltas)} values, model {self.model.arch} "
+                              f"updates {sum(p.numel() for p in params)}")
+        deltas = torch.tensor(update.deltas, dtype=torch.float64) * 2.0 ** -update.step_log2
+        start = 0
+        for p in params:
+            p.add_(deltas[start:start + p.numel()].view_as(p).to(p.device, p.dtype))
+            start += p.numel()
 
     def can_decode(self, packet: FramePacket) -> bool:
         """False for a P-frame whose reference was lost: conceal it, the next I-frame recovers."""
@@ -145,6 +162,12 @@ class Encoder:
         result = FrameResult(self.index, size, self.decoder.decode(packet), frame_type)
         self.index += 1
         return result
+
+    def update_model(self, update: bitstream.ModelUpdate) -> int:
+        """Sends decoder parameter deltas; they apply (here too) from the next frame on."""
+        size = self.writer.write_model_update(update)
+        self.decoder.apply_update(update)  # the model is shared: encoder and decoder stay in step
+        return size
 
     def close(self) -> None:
         self.writer.close()

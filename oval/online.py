@@ -29,8 +29,13 @@ def parse_args(argv=None):
     p.add_argument("--model", default="default")
     p.add_argument("-o", "--output", required=True, metavar="OUT.oval")
     p.add_argument("--preview", metavar="VIDEO", help="side-by-side video of source and reconstruction")
-    p.add_argument("--adapt", default="encoder", choices=("encoder", "none"),
-                   help="what learns: the encoder (stock decoder reads the stream) or nothing (baseline)")
+    p.add_argument("--adapt", default="encoder", choices=("encoder", "full", "none"),
+                   help="what learns: the encoder (stock decoder reads the stream as is), full (the decoder's "
+                        "pixel-shaping weights too, sent in the stream as MODEL_UPDATE units), or nothing")
+    p.add_argument("--update-every", type=int, default=8, metavar="N",
+                   help="--adapt full: send the decoder's weight changes every N frames")
+    p.add_argument("--update-step", type=int, default=8, metavar="K",
+                   help="--adapt full: weight updates are quantised to steps of 2^-K")
     p.add_argument("--steps-per-frame", type=int, default=2)
     p.add_argument("--window", type=int, default=4, help="recent frames the adaptation steps sample from")
     p.add_argument("--crop", type=int, default=256, help="adaptation crop size (whole frame when smaller)")
@@ -63,16 +68,42 @@ class Adapter:
     clip (first frame intra, the rest P-frames), as it is coded.
     """
 
-    def __init__(self, model, lmbda: float, level: int, lr: float, window: int, crop: int, seed: int):
+    def __init__(self, model, lmbda: float, level: int, lr: float, window: int, crop: int, seed: int,
+                 full: bool = False):
         self.model, self.lmbda, self.level, self.crop = model, lmbda, level, crop
         self.frames = collections.deque(maxlen=window)  # bounded: memory stays flat
         self.rng = random.Random(seed)
         for p in model.parameters():
             p.requires_grad_(False)
-        self.params = encoder_parameters(model)
+        # With full adaptation the decoder's weights learn in a shadow copy; frames are coded with
+        # the values last sent in the stream, which is all the decoder knows.
+        self.decoder_params = model.update_parameters() if full else []
+        self.shadow = [p.detach().clone() for p in self.decoder_params]
+        self.params = encoder_parameters(model) + self.decoder_params
         for p in self.params:
             p.requires_grad_(True)
         self.optimizer = torch.optim.Adam(self.params, lr=lr)
+
+    def _swap(self, values: list) -> list:
+        """Puts `values` into the decoder parameters; returns what was there."""
+        old = [p.detach().clone() for p in self.decoder_params]
+        with torch.no_grad():
+            for p, v in zip(self.decoder_params, values):
+                p.copy_(v)
+        return old
+
+    def pending_update(self, step_log2: int):
+        """The quantised change from the sent decoder weights to the learned ones, or None."""
+        from oval.bitstream import ModelUpdate
+        from oval.codec import UPDATE_PARAMETER_SET
+        if not self.decoder_params:
+            return None
+        scale = 2.0 ** step_log2
+        deltas = torch.cat([((s - p.detach()) * scale).round().flatten()
+                            for s, p in zip(self.shadow, self.decoder_params)]).to(torch.int64)
+        if not deltas.any():
+            return None
+        return ModelUpdate(UPDATE_PARAMETER_SET, step_log2, tuple(deltas.tolist()))
 
     def _batch(self, device) -> torch.Tensor:
         from oval.kernels import frames_to_tensor
@@ -84,6 +115,13 @@ class Adapter:
         return batch[None] if self.model.temporal else batch
 
     def step(self, device) -> float:
+        sent = self._swap(self.shadow)
+        try:
+            return self._step(device)
+        finally:
+            self.shadow = self._swap(sent)
+
+    def _step(self, device) -> float:
         x = self._batch(device)
         self.model.train()  # noisy quantisation for the rate term
         out = self.model(x, self.level) if self.model.temporal else self.model(x)
@@ -131,7 +169,9 @@ def run(args) -> dict:
         lmbda = model.lambdas[level - 1]
     else:
         lmbda = float(getattr(model, "metadata", {}).get("lmbda", 0.013))
-    adapter = (Adapter(model, lmbda, level, args.lr, args.window, args.crop, args.seed)
+    if args.update_every < 1 or not 0 <= args.update_step <= 30:
+        raise OvalError("--update-every must be >= 1 and --update-step 0..30")
+    adapter = (Adapter(model, lmbda, level, args.lr, args.window, args.crop, args.seed, full=args.adapt == "full")
                if args.adapt != "none" else None)
     info = reader.info
     fps = float(info.fps)
@@ -141,7 +181,7 @@ def run(args) -> dict:
         tb = SummaryWriter(args.logdir)
     tmp = io.partial_path(out)
     preview = None
-    stats = {"psnr": [], "bytes": [], "steps": [], "loss": []}
+    stats = {"psnr": [], "bytes": [], "steps": [], "loss": [], "update_bytes": []}
     start = time.perf_counter()
     try:
         with open(tmp, "wb") as sink:
@@ -170,6 +210,12 @@ def run(args) -> dict:
                             taken += 1
                     stats["steps"].append(taken)
                     stats["loss"] += losses
+                    update = adapter.pending_update(args.update_step) if (
+                        adapter and (i + 1) % args.update_every == 0) else None
+                    if update is not None:
+                        stats["update_bytes"].append(encoder.update_model(update))
+                        if tb:
+                            tb.add_scalar("online/update_bytes", stats["update_bytes"][-1], i)
                     elapsed = time.perf_counter() - start
                     bpp = 8 * result.bytes / (info.width * info.height)
                     if preview:
@@ -213,6 +259,8 @@ def run(args) -> dict:
             "bpp": 8 * n_bytes / (n * info.width * info.height), "kbps": 8 * n_bytes * fps / n / 1000,
             "psnr": float(np.mean(finite)) if finite else None, "encode_fps": n / elapsed,
             "adapt": args.adapt, "adaptation_steps": int(sum(stats["steps"])),
+            "quality": level, "updates": len(stats["update_bytes"]), "update_bytes": int(sum(stats["update_bytes"])),
+            "update_bpp": 8 * sum(stats["update_bytes"]) / (n * info.width * info.height),
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "output": str(out)}
 
 
@@ -227,8 +275,9 @@ def main(argv=None) -> int:
         print("oval.online: interrupted", file=sys.stderr)
         return 130
     if not args.quiet:
-        print(f"online: {result['frames']} frames, {result['bpp']:.4f} bpp, PSNR {result['psnr']:.2f} dB, "
-              f"{result['encode_fps']:.1f} fps, {result['adaptation_steps']} adaptation steps", file=sys.stderr)
+        print(f"online: {result['frames']} frames, {result['bpp']:.4f} bpp (model updates {result['update_bpp']:.4f}), "
+              f"PSNR {result['psnr']:.2f} dB, {result['encode_fps']:.1f} fps, "
+              f"{result['adaptation_steps']} adaptation steps", file=sys.stderr)
     if args.json:
         print(json.dumps(result))
     return 0

@@ -144,3 +144,38 @@ def test_online_encoder_adaptation_of_a_temporal_model_is_read_by_the_stock_deco
     assert decode_main([str(stream), "-o", str(tmp_path / "o.mkv"), "--model", tiny_video_model_path,
                         "--quiet"]) == 0
     assert len(read_frames(str(tmp_path / "o.mkv"))) == 4
+
+
+@pytest.mark.parametrize("model_fixture", ["tiny_video_model_path", "tiny_model_path"])
+def test_full_adaptation_sends_decoder_updates_the_stock_decoder_follows(model_fixture, odd_clip, tmp_path,
+                                                                         request, capsys):
+    from oval import online
+    model_path = request.getfixturevalue(model_fixture)
+    stream, preview = tmp_path / "full.oval", tmp_path / "preview.mkv"
+    assert online.main(["--source", odd_clip, "--model", model_path, "-o", str(stream), "--adapt", "full",
+                        "--steps-per-frame", "3", "--window", "2", "--lr", "0.01", "--update-every", "1",
+                        "--preview", str(preview), "--json", "--quiet"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["updates"] >= 1 and 0 < result["update_bytes"] < stream.stat().st_size
+    items = list(bs.StreamReader(open(stream, "rb")))
+    assert sum(isinstance(i, bs.ModelUpdate) for i in items) == result["updates"]
+    assert decode_main([str(stream), "-o", str(tmp_path / "d.mkv"), "--model", model_path, "--quiet"]) == 0
+    decoded = read_frames(str(tmp_path / "d.mkv"))
+    encoder_side = [f[15:, f.shape[1] // 2:] for f in read_frames(str(preview))]  # below the text bar
+    assert len(decoded) == len(encoder_side) == 4
+    assert all(np.array_equal(a[15:], b) for a, b in zip(decoded, encoder_side))
+    # The updates matter: a decoder that skipped them would produce other frames.
+    model = load_model(model_path)
+    reader = codec.open_stream(open(stream, "rb"))
+    stale = codec.Decoder(model, reader.header)
+    skipped = [stale.decode(i) for i in reader if isinstance(i, bs.FramePacket)]
+    assert any(not np.array_equal(a, b) for a, b in zip(decoded, skipped))
+
+
+def test_model_update_payloads_are_checked():
+    update = bs.ModelUpdate(1, 8, (3, -2, 0, 1000000))
+    assert bs.ModelUpdate.unpack(update.pack()) == update
+    for bad in (b"\x01\x08\x05" + b"garbage", b"\x01\x08" + bs.write_varint(1 << 21),
+                update.pack() + b"\x00"):
+        with pytest.raises(bs.FormatError):
+            bs.ModelUpdate.unpack(bad)

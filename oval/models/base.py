@@ -50,3 +50,7 @@ class TransformCoder:
     def decompress(self, strings: list, shape: tuple) -> dict:
         y_hat = self.entropy_bottleneck.decompress(strings[0], shape).to(self.coding_device)
         return {"x_hat": self.synthesis(y_hat).clamp_(0, 1)}
+
+    def update_parameters(self) -> list:
+        """Parameters a MODEL_UPDATE may change: they shape pixels only (g_s biases)."""
+        return [m.bias for m in self.g_s if getattr(m, "bias", None) is not None]

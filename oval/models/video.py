@@ -214,3 +214,8 @@ class VideoModel(nn.Module):
             y_hat = self.gaussian.decompress(payload, mean[0], scale[0])[None]
         x_hat, z = self.decode_latent(y_hat, level, f)
         return x_hat.clamp_(0, 1), Reference(z, memory)
+
+    def update_parameters(self) -> list:
+        """Parameters a MODEL_UPDATE may change: they shape pixels only, never the entropy model or
+        the next reference (g_s biases and the decoder adapter's output bias)."""
+        return [m.bias for m in self.g_s if getattr(m, "bias", None) is not None] + [self.decoder_adapter[-1].bias]
