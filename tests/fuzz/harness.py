@@ -17,20 +17,25 @@ import torch
 
 HERE = Path(__file__).parent
 LIMITS = None
-_MODEL = None
+_MODELS: dict = {}
+_PRISTINE: dict = {}  # id(model) -> its update parameters as built
+# Tiny deterministic models with built tables (fast to decode), one per architecture.
+FUZZ_MODELS = {"oval-factorized": {"N": 4, "M": 4},
+               "oval-video": {"N": 4, "M": 4, "C": 4, "memory": True}}
 
 
-def fuzz_model():
-    """A tiny deterministic model with built tables (fast to decode)."""
-    global _MODEL
-    if _MODEL is None:
+def fuzz_model(arch: str = "oval-factorized"):
+    """The fuzz model of `arch` (the factorized one for an unknown architecture)."""
+    arch = arch if arch in FUZZ_MODELS else "oval-factorized"
+    if arch not in _MODELS:
         from oval.models.store import build_model, fingerprint
         torch.manual_seed(1234)
-        model = build_model("oval-factorized", {"N": 4, "M": 4}).eval()
+        model = build_model(arch, FUZZ_MODELS[arch]).eval()
         model.update()
         model.fingerprint = fingerprint(model)
-        _MODEL = model
-    return _MODEL
+        _PRISTINE[id(model)] = [p.detach().clone() for p in model.update_parameters()]
+        _MODELS[arch] = model
+    return _MODELS[arch]
 
 
 def limits():
@@ -44,35 +49,56 @@ def limits():
 def decode_bytes(data: bytes) -> int:
     """Decodes everything decodable in `data`; returns the frame count. Raises only FormatError."""
     from oval import bitstream, codec
-    model = fuzz_model()
     try:
         reader = bitstream.StreamReader(io.BytesIO(data), limits())
+        model = fuzz_model(reader.header.model_arch)
         header = dataclasses.replace(reader.header, model_fingerprint=model.fingerprint)
         decoder = codec.Decoder(model, header)
         frames = 0
-        for item in reader:
-            if isinstance(item, bitstream.FramePacket):
-                frame = decoder.decode(item)
-                assert frame.shape == (header.height, header.width, 3) and frame.dtype == np.uint8
-                frames += 1
+        try:
+            for item in reader:  # the same decisions oval-decode makes
+                if isinstance(item, bitstream.ModelUpdate):
+                    decoder.apply_update(item)
+                elif isinstance(item, bitstream.CorruptFrame):
+                    decoder.drop_reference()
+                elif isinstance(item, bitstream.FramePacket) and decoder.can_decode(item):
+                    frame = decoder.decode(item)
+                    assert frame.shape == (header.height, header.width, 3) and frame.dtype == np.uint8
+                    frames += 1
+        finally:
+            _reset_updates(model)
         return frames
     except bitstream.FormatError:
         return -1
 
 
+def _reset_updates(model) -> None:
+    """Model updates change the shared fuzz model in place: undo them for the next input."""
+    with torch.no_grad():
+        for p, v in zip(model.update_parameters(), _PRISTINE[id(model)]):
+            p.copy_(v)
+
+
 def make_seeds() -> None:
-    from oval import codec
-    from oval.kernels import frames_to_tensor  # noqa: F401  (same import path the decoder uses)
-    model = fuzz_model()
+    from oval import bitstream, codec
     rng = np.random.default_rng(0)
-    for name, (h, w, n) in {"small": (16, 16, 2), "odd": (23, 37, 3), "wide": (16, 96, 1)}.items():
+    seeds = {"small": ("oval-factorized", 16, 16, 2), "odd": ("oval-factorized", 23, 37, 3),
+             "wide": ("oval-factorized", 16, 96, 1), "video_ip": ("oval-video", 32, 48, 4),
+             "video_odd_update": ("oval-video", 23, 37, 3)}
+    for name, (arch, h, w, n) in seeds.items():
+        model = fuzz_model(arch)
+        _reset_updates(model)
         sink = io.BytesIO()
-        encoder = codec.Encoder(model, sink, w, h, 25, n)
-        for _ in range(n):
+        encoder = codec.Encoder(model, sink, w, h, 25, n, intra_period=3 if model.temporal else 1)
+        for i in range(n):
             yy, xx = np.mgrid[0:h, 0:w]
-            frame = np.stack([(xx * 7 + yy * 3 + c * 40 + rng.integers(0, 20)) % 256 for c in range(3)], -1)
+            frame = np.stack([(xx * 7 + yy * 3 + c * 40 + i * 5 + rng.integers(0, 20)) % 256 for c in range(3)], -1)
             encoder.encode(frame.astype(np.uint8))
+            if name.endswith("update") and i == 0:
+                count = sum(p.numel() for p in model.update_parameters())
+                encoder.update_model(bitstream.ModelUpdate(1, 8, tuple(int(v) for v in rng.integers(-9, 10, count))))
         encoder.close()
+        _reset_updates(model)
         (HERE / "corpus" / f"{name}.oval").write_bytes(sink.getvalue())
 
 
