@@ -31,9 +31,9 @@ from oval.models.store import build_model, save_model
 
 # Fields that define what is being trained: a resumed run must keep them.
 RESUME_KEYS = ("arch", "N", "M", "lmbda", "distortion", "quantizer", "crop", "batch_size", "lr", "min_lr",
-               "frames", "memory", "colour_space")
+               "frames", "memory", "colour_space", "backbone")
 # TrainConfig fields that are model config fields, passed on where the architecture has them.
-MODEL_KEYS = ("N", "M", "memory", "colour_space")
+MODEL_KEYS = ("N", "M", "memory", "colour_space", "backbone")
 
 
 def _opt(default, help_text: str):
@@ -55,6 +55,9 @@ class TrainConfig:
     frames: int = _opt(1, "frames per training clip: the first intra, the rest P-frames (temporal models)")
     memory: bool = _opt(False, "ConvLSTM memory across P-frames (oval-video)")
     colour_space: str = _opt("rgb", "space the model codes in: rgb, ycbcr-bt601 or ycbcr-bt709 (oval-video)")
+    backbone: str = _opt("", "resnet: a torchvision ResNet stem opens the analysis transform (oval-video)")
+    backbone_weights: str = _opt("", "local torchvision ResNet state dict (.pth) for --backbone; nothing "
+                                     "is downloaded")
     init: str = _opt("", "start from the weights of this model (default, a file or a run dir) where names "
                          "and shapes match")
     distortion: str = _opt("mse", "distortion term: mse or ms-ssim")
@@ -108,6 +111,8 @@ def parse_args(argv=None) -> tuple[TrainConfig, bool]:
     from oval.kernels import COLOUR_SPACES
     if cfg.colour_space not in COLOUR_SPACES:
         raise OvalError(f"--colour-space must be one of {', '.join(COLOUR_SPACES)}, not {cfg.colour_space!r}")
+    if cfg.backbone_weights and not cfg.backbone:
+        raise OvalError("--backbone-weights needs --backbone resnet")
     if cfg.frames < 1:
         raise OvalError("--frames must be at least 1")
     if cfg.loader not in ("auto", "pyav", "dali"):
@@ -278,6 +283,9 @@ def train(cfg: TrainConfig, resume: bool = False) -> Optional[Path]:
     model = build_model(cfg.arch, model_config(cfg))
     if cfg.init and not resume:
         print(f"initialised {init_from(model, cfg.init)} tensors from {cfg.init}", file=sys.stderr)
+    if cfg.backbone_weights and not resume:
+        from oval.models.backbone import load_resnet_stem
+        load_resnet_stem(model.g_a[0], cfg.backbone_weights)
     model = model.to(d.device)
     model.set_mixed_quantization(cfg.quantizer == "mixed")
     if getattr(model, "temporal", False) != (cfg.frames > 1):

@@ -179,3 +179,39 @@ def test_model_update_payloads_are_checked():
                 update.pack() + b"\x00"):
         with pytest.raises(bs.FormatError):
             bs.ModelUpdate.unpack(bad)
+
+
+def test_backbone_stem_loads_local_torchvision_weights(odd_clip, tmp_path, capsys):
+    from torch import nn
+
+    from oval import train
+    from oval.models.backbone import ResNetStem, load_resnet_stem
+
+    # The stem of a torchvision ResNet, under torchvision's names, with non-trivial batch norm.
+    torch.manual_seed(0)
+    resnet = nn.Module()
+    resnet.conv1, resnet.bn1, resnet.relu = nn.Conv2d(3, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64), nn.ReLU()
+    with torch.no_grad():
+        for t in (resnet.bn1.weight, resnet.bn1.bias, resnet.bn1.running_mean):
+            t.uniform_(-1, 1)
+        resnet.bn1.running_var.uniform_(0.5, 2)
+    resnet.eval()
+    torch.save(resnet.state_dict(), tmp_path / "resnet18.pth")
+    stem = ResNetStem()
+    load_resnet_stem(stem, str(tmp_path / "resnet18.pth"))
+    x = torch.rand(1, 3, 32, 32)
+    mean, std = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1), torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    with torch.no_grad():
+        expected = resnet.relu(resnet.bn1(resnet.conv1((x - mean) / std)))
+        assert torch.allclose(stem(x), expected, atol=1e-5)  # batch norm folded exactly
+    # Through the trainer: a wrong file is refused in one line, the right one trains.
+    torch.save({"fc.weight": torch.zeros(2, 2)}, tmp_path / "other.pth")
+    common = ["--data", odd_clip, "--arch", "oval-video", "--frames", "2", "--backbone", "resnet",
+              "--crop", "32", "--batch-size", "2", "--steps", "2", "--val-every", "2", "--val-frames", "2",
+              "--N", "8", "--M", "8"]
+    assert train.main(common + ["--out", str(tmp_path / "bad"), "--backbone-weights", str(tmp_path / "other.pth")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "is not a torchvision ResNet state dict" in err
+    assert train.main(common + ["--out", str(tmp_path / "good"), "--backbone-weights",
+                                str(tmp_path / "resnet18.pth")]) == 0
+    assert load_model(str(tmp_path / "good")).config.backbone == "resnet"

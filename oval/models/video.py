@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from oval.models.backbone import BACKBONES, STEM_CHANNELS, ResNetStem
 from oval.models.entropy_models import FactorizedDensity, GaussianConditional
 from oval.models.layers import GDN, conv, deconv
 from oval.models.registry import register_model
@@ -38,6 +39,7 @@ class VideoConfig:
     levels: int = len(QUALITY_LAMBDAS)
     memory: bool = False  # a ConvLSTM carries context across P-frames (the seed's memory)
     colour_space: str = "rgb"  # what the transforms see: rgb, ycbcr-bt601 or ycbcr-bt709
+    backbone: str = ""  # "resnet": a torchvision ResNet stem opens g_a (see models/backbone.py)
 
 
 @dataclasses.dataclass
@@ -83,7 +85,14 @@ class VideoModel(nn.Module):
         super().__init__()
         self.config = config
         N, M, C, L = config.N, config.M, config.C, config.levels
-        self.g_a = nn.Sequential(conv(3, N), GDN(N), conv(N, N), GDN(N), conv(N, N), GDN(N), conv(N, M))
+        if config.backbone and config.backbone not in BACKBONES:
+            raise TypeError(f"unknown backbone {config.backbone!r}; choose from {', '.join(BACKBONES)}")
+        if config.backbone and config.colour_space != "rgb":
+            raise TypeError("a backbone expects RGB input: use colour_space rgb")
+        if config.backbone:  # the stem halves the size, so it stands in for the first stride-2 step
+            self.g_a = nn.Sequential(ResNetStem(), conv(STEM_CHANNELS, N), GDN(N), conv(N, N), GDN(N), conv(N, M))
+        else:
+            self.g_a = nn.Sequential(conv(3, N), GDN(N), conv(N, N), GDN(N), conv(N, N), GDN(N), conv(N, M))
         self.g_s = nn.Sequential(deconv(M, N), GDN(N, inverse=True), deconv(N, N), GDN(N, inverse=True),
                                  deconv(N, N), GDN(N, inverse=True), deconv(N, 3))
         ref = QUALITY_LAMBDAS[REFERENCE_LEVEL - 1]
