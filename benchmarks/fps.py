@@ -23,12 +23,14 @@ import torch
 from torch.nn import functional as F
 
 from oval import codec
+from oval.bitstream import FramePacket
 from oval.device import pick_device
 from oval.export import runtimes
 from oval.io import VideoReader, VideoWriter, read_frames
 from oval.kernels import frames_to_tensor, tensor_to_frames
 from oval.models.factorized import pad_to_stride
 from oval.models.store import load_model
+from oval.models.video import Reference
 from oval.samples import CLIPS, sample_path
 
 SIZES = {"240p": (240, 426), "360p": (360, 640), "480p": (480, 854), "720p": (720, 1280), "1080p": (1080, 1920),
@@ -72,6 +74,28 @@ def scaled_frames(clip: str, n: int, size: tuple) -> list:
     return out
 
 
+def code_stages(model, x, shape, reference, timer):
+    """One frame through the coding stages, each timed: an intra model's frame, or a temporal
+    model's P-frame when it has a reference (its steady state)."""
+    if not model.temporal:
+        eb = model.entropy_bottleneck
+        y = timer("analysis", lambda: model.analysis(x))
+        data = timer("entropy_encode", lambda: eb.compress(y)[0])
+        y_hat = timer("entropy_decode", lambda: eb.decompress([data], shape).to(x.device))
+        return timer("synthesis", lambda: model.synthesis(y_hat).clamp_(0, 1)), None
+    q = model.default_quality
+    if reference is None:
+        data = model.compress_frame(x, q, None)
+        return model.decompress_frame(data, shape, q, None)
+    f, memory = timer("context", lambda: model.features(reference))
+    mean, scale = timer("prior", lambda: model.entropy_parameters(f, q))
+    y = timer("analysis", lambda: model.encode_latent(x, q, f))
+    data = timer("entropy_encode", lambda: model.gaussian.compress(y[0], mean[0], scale[0]))
+    y_hat = timer("entropy_decode", lambda: model.gaussian.decompress(data, mean[0], scale[0])[None])
+    x_hat, z = timer("synthesis", lambda: model.decode_latent(y_hat, q, f))
+    return x_hat.clamp_(0, 1), Reference(z, memory)
+
+
 def bench_size(model, frames: list, device: torch.device, workdir: Path) -> dict:
     h, w = frames[0].shape[:2]
     src = workdir / f"in_{w}x{h}.mp4"
@@ -79,20 +103,18 @@ def bench_size(model, frames: list, device: torch.device, workdir: Path) -> dict
     for f in frames:
         writer.write(f)
     writer.close()
-    eb = model.entropy_bottleneck
     timer = Timer(device)
     shape = codec.latent_shape(model, w, h)
     out_writer = VideoWriter(workdir / f"out_{w}x{h}.mkv", w, h)
+    reference = None
     with torch.no_grad(), VideoReader(str(src)) as reader:
         decoded = iter(reader)
-        for i in range(len(frames)):  # the first pass of each stage is the warm-up
+        for i in range(len(frames)):  # frame 0 warms up (and is a temporal model's I-frame)
             rgb = timer("read", lambda: next(decoded))
-            x = timer("colour_in", lambda: pad_to_stride(frames_to_tensor(torch.from_numpy(rgb).to(device)), model.stride))
-            y = timer("analysis", lambda: model.g_a(x))
-            data = timer("entropy_encode", lambda: eb.compress(y)[0])
-            y_hat = timer("entropy_decode", lambda: eb.decompress([data], shape).to(device))
-            x_hat = timer("synthesis", lambda: model.g_s(y_hat).clamp_(0, 1))
-            out = timer("colour_out", lambda: tensor_to_frames(x_hat[:, :, :h, :w]).cpu().numpy()[0])
+            x = timer("colour_in", lambda: pad_to_stride(
+                frames_to_tensor(torch.from_numpy(rgb).to(device), model.colour_space), model.stride))
+            x_hat, reference = code_stages(model, x, shape, reference, timer)
+            out = timer("colour_out", lambda: tensor_to_frames(x_hat[:, :, :h, :w], model.colour_space).cpu().numpy()[0])
             timer("write", lambda: out_writer.write(out))
             if i == 0:
                 timer.samples = {}
@@ -110,7 +132,7 @@ def bench_size(model, frames: list, device: torch.device, workdir: Path) -> dict
     encoder.close()
     reader = codec.open_stream(io.BytesIO(sink.getvalue()))
     decoder = codec.Decoder(model, reader.header, device)
-    packets = list(reader)
+    packets = [p for p in reader if isinstance(p, FramePacket)]
     decoder.decode(packets[0])
     dec_times = []
     for p in packets[1:]:
