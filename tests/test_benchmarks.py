@@ -34,3 +34,24 @@ def test_baselines_writes_table_json_and_plot(tiny_model_path, tmp_path, capsys)
     assert row["oval"]["bpp"] > 0 and len(row["jpeg"]["curve"]) > 5 and len(row["x264"]["curve"]) > 5
     assert (tmp_path / "b.png").stat().st_size > 5000
     assert "| carphone |" in capsys.readouterr().out
+
+
+def test_fps_times_a_temporal_model_s_p_frame_stages(tiny_video_model_path, tmp_path):
+    out = tmp_path / "fps.json"
+    assert script("fps").main(["--model", tiny_video_model_path, "--sizes", "240p", "--frames", "3",
+                               "--clip", "carphone", "--device", "cpu", "--json", str(out)]) == 0
+    stages = json.loads(out.read_text())["sizes"]["240p"]["stages_ms"]
+    assert {"context", "prior", "analysis", "entropy_encode", "entropy_decode", "synthesis"} <= set(stages)
+
+
+def test_drift_compares_one_gop_with_all_intra(tiny_video_model_path, tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    assert script("drift").main(["carphone", "--model", tiny_video_model_path, "--frames", "4",
+                                 "--out", str(tmp_path)]) == 0
+    result = json.loads((tmp_path / "drift.json").read_text())
+    assert len(result["one_gop"]["psnr"]) == len(result["all_intra"]["bpp"]) == 4
+    # Same I-frame, then P-frames: frame 0 is identical, later frames are coded differently.
+    assert result["one_gop"]["bpp"][0] == result["all_intra"]["bpp"][0]
+    assert result["one_gop"]["bpp"][1:] != result["all_intra"]["bpp"][1:]
+    assert (tmp_path / "drift.png").stat().st_size > 5000
+    assert "one_gop:" in capsys.readouterr().out
