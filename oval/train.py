@@ -96,7 +96,8 @@ def parse_args(argv=None) -> tuple[TrainConfig, bool]:
             p.add_argument(flag, type=int, nargs="+", default=default, metavar=("H", "W"),
                            help=f"{text} (default: {default[0]} {default[1]})")
         else:
-            p.add_argument(flag, type=type(default), default=default, help=f"{text} (default: {default})")
+            aliases = ("--color-space",) if field.name == "colour_space" else ()
+            p.add_argument(flag, *aliases, type=type(default), default=default, help=f"{text} (default: {default})")
     p.add_argument("--resume", action="store_true", help="continue from RUN_DIR/checkpoints/last.pt")
     args = vars(p.parse_args(argv))
     resume = args.pop("resume")
