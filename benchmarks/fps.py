@@ -88,7 +88,7 @@ def code_stages(model, x, shape, reference, timer):
         data = model.compress_frame(x, q, None)
         return model.decompress_frame(data, shape, q, None)
     f, memory = timer("context", lambda: model.features(reference))
-    mean, scale = timer("prior", lambda: model.entropy_parameters(f, q))
+    mean, scale = timer("prior", lambda: model.entropy_parameters(reference, f, q))
     y = timer("analysis", lambda: model.encode_latent(x, q, f))
     data = timer("entropy_encode", lambda: model.gaussian.compress(y[0], mean[0], scale[0]))
     y_hat = timer("entropy_decode", lambda: model.gaussian.decompress(data, mean[0], scale[0])[None])

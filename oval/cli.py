@@ -63,11 +63,15 @@ def _run(fn, prog: str, argv) -> int:
         return 130
 
 
-def _load(args, device):
-    """The model, behind the runtime --backend asks for."""
+def _load(args, device, fingerprint: bytes | None = None):
+    """The model, behind the runtime --backend asks for. Decoding with --model default picks the
+    shipped model the stream names (older streams were coded with an earlier default)."""
     from oval.export import runtimes
-    from oval.models.store import load_model
-    return runtimes.load(args.backend, load_model(args.model, device), device)
+    from oval.models.store import load_model, shipped_model_for
+    spec = args.model
+    if spec == "default" and fingerprint is not None:
+        spec = shipped_model_for(fingerprint) or spec
+    return runtimes.load(args.backend, load_model(spec, device), device)
 
 
 # --- oval-encode ----------------------------------------------------------------------------
@@ -185,7 +189,7 @@ def _decode(argv) -> int:
         except bitstream.FormatError as e:
             raise OvalError(f"{args.input}: {e}") from None
         header = reader.header
-        model = _load(args, device)
+        model = _load(args, device, header.model_fingerprint)
         try:
             decoder = codec.Decoder(model, header, device)
         except bitstream.FormatError as e:

@@ -5,7 +5,7 @@ from oval.errors import OvalError
 from oval.models.factorized import pad_to_stride
 from oval.models.layers import GDN
 from oval.models.registry import model_ids
-from oval.models.store import build_model, fingerprint, load_model, save_model
+from oval.models.store import build_model, default_weights_path, fingerprint, load_model, save_model
 
 
 def tiny(seed=0):
@@ -115,3 +115,24 @@ def test_mixed_quantization_rounds_for_synthesis_and_keeps_gradients():
     assert torch.equal(y_hat.detach(), torch.round(y.detach()))
     (y_hat.sum() + lik.log().sum()).backward()
     assert y.grad is not None and torch.isfinite(y.grad).all() and y.grad.abs().sum() > 0
+
+
+def test_weights_that_do_not_match_the_recorded_fingerprint_are_refused(tmp_path, tiny_model_path):
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+    with safe_open(tiny_model_path, framework="pt") as f:
+        meta = f.metadata()
+    tensors = load_file(tiny_model_path)
+    name = sorted(k for k in tensors if k.startswith("g_s"))[0]
+    tensors[name] = tensors[name] + 1  # a structurally valid file with other weights
+    save_file(tensors, str(tmp_path / "tampered.safetensors"), metadata=meta)
+    with pytest.raises(OvalError, match="is damaged"):
+        load_model(str(tmp_path / "tampered.safetensors"))
+
+
+def test_a_stream_names_its_shipped_model(tiny_model_path):
+    """Streams of the first default model (intra-only, 2026-11-24) still find it by fingerprint."""
+    from oval.models.store import shipped_model_for
+    first = default_weights_path().parent / "factorized-2026-11-24.safetensors"
+    assert shipped_model_for(bytes.fromhex("7acb829bcb832c159ae7ce023c9166a8")) == str(first)
+    assert shipped_model_for(load_model(tiny_model_path).fingerprint) is None

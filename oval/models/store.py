@@ -19,6 +19,21 @@ def default_weights_path() -> Path:
     return Path(str(resources.files("oval") / "weights" / "default.safetensors"))
 
 
+def shipped_model_for(model_fingerprint: bytes) -> str | None:
+    """The path of the shipped model (default or an earlier default) with this fingerprint, if any."""
+    folder = default_weights_path().parent
+    for path in sorted(folder.glob("*.safetensors")):
+        from safetensors import safe_open
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                recorded = (f.metadata() or {}).get("fingerprint")
+        except Exception:
+            continue
+        if recorded == model_fingerprint.hex():
+            return str(path)
+    return None
+
+
 def fingerprint(model: torch.nn.Module) -> bytes:
     """16 bytes of SHA-256 over every tensor's name, dtype, shape and little-endian bytes."""
     h = hashlib.sha256(model.arch.encode())
@@ -46,6 +61,7 @@ def save_model(model: torch.nn.Module, path: str | os.PathLike, metadata: dict |
 
     meta = {"format": FORMAT_TAG, "arch": model.arch, "config": json.dumps(dataclasses.asdict(model.config))}
     meta.update({k: str(v) for k, v in (metadata or {}).items()})
+    meta["fingerprint"] = fingerprint(model).hex()  # lets a decoder find a shipped model by a stream's id
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     path = Path(path)
     tmp = path.with_name(path.name + ".part")
@@ -113,6 +129,9 @@ def load_model(spec: str = "default", device: str | torch.device = "cpu") -> tor
     if not model.tables_built():
         model.update()  # a training checkpoint saved before its tables were built
     model.fingerprint = fingerprint(model)
+    recorded = meta.get("fingerprint")
+    if recorded and recorded != model.fingerprint.hex():
+        raise OvalError(f"model file {path} is damaged: its weights do not match the fingerprint it records")
     model.source_path = str(path)
     model.metadata = meta  # strings: lmbda, steps, data... as the trainer recorded them
     return model.to(device).eval()

@@ -3,7 +3,7 @@
     I-frame:  x ──g_a──▶ y·g_q ──Q──▶ ŷ ──÷g_q──▶ g_s ──▶ x̂        rate: FactorizedDensity of level q
     P-frame:  ẑ_{t-1} ──context (+ ConvLSTM memory)──▶ f_t
               x ──g_a──▶ y ──+ enc_adapter(y, f_t)──▶ ·g_q ──Q──▶ ŷ ──÷g_q──+ dec_adapter(·, f_t)──▶ g_s ──▶ x̂
-              f_t ──prior──▶ (mean, scale)·g_q                      rate: GaussianConditional
+              (ẑ_{t-1} + Δ, scale)·g_q from prior(f_t)                  rate: GaussianConditional
 
 Temporal coding is conditional (in the spirit of DCVC, Li et al. 2021): encoder, decoder and entropy
 model all see features f_t of the previous decoded latent ẑ_{t-1} = ŷ_{t-1}/g_q, which the decoder
@@ -103,6 +103,8 @@ class VideoModel(nn.Module):
         self.context = nn.Sequential(_conv3(M, C), nn.LeakyReLU(0.1), _conv3(C, C), nn.LeakyReLU(0.1))
         self.memory = ConvLSTM(C) if config.memory else None
         self.prior = nn.Sequential(_conv3(C, C), nn.LeakyReLU(0.1), _conv3(C, 2 * M))
+        nn.init.zeros_(self.prior[-1].weight)  # starts at "as before, scale 1": a sane prior from step 0
+        nn.init.zeros_(self.prior[-1].bias)
         self.encoder_adapter = _adapter(M + C, C, M)
         self.decoder_adapter = _adapter(M + C, C, M)
         self.gaussian = GaussianConditional()
@@ -146,10 +148,12 @@ class VideoModel(nn.Module):
             return f, state
         return f, None
 
-    def entropy_parameters(self, f: torch.Tensor, level: int) -> tuple[torch.Tensor, torch.Tensor]:
-        mean, log_scale = self.prior(f).chunk(2, 1)
+    def entropy_parameters(self, reference: Reference, f: torch.Tensor, level: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and scale of the P-frame latent. The mean is the previous latent plus a learned
+        correction: where nothing moved, the prediction is right from the first training step."""
+        delta, log_scale = self.prior(f).chunk(2, 1)
         gain = self._gain(level)
-        return mean * gain, torch.exp(log_scale.clamp(-6, 6)) * gain
+        return (reference.latent + delta) * gain, torch.exp(log_scale.clamp(-6, 6)) * gain
 
     def encode_latent(self, x: torch.Tensor, level: int, f: Optional[torch.Tensor] = None) -> torch.Tensor:
         y = self.analysis(x)
@@ -175,7 +179,7 @@ class VideoModel(nn.Module):
                 f, memory = None, None
             else:
                 f, memory = self.features(reference)
-                mean, scale = self.entropy_parameters(f, level)
+                mean, scale = self.entropy_parameters(reference, f, level)
                 y_hat, lik = self.gaussian(self.encode_latent(x, level, f), mean, scale)
             x_hat, z = self.decode_latent(y_hat, level, f)
             reference = Reference(z, memory)
@@ -207,7 +211,7 @@ class VideoModel(nn.Module):
         if reference is None:
             return self.intra_densities[level - 1].compress(self.encode_latent(x, level))[0]
         f, _ = self.features(reference)
-        mean, scale = self.entropy_parameters(f, level)
+        mean, scale = self.entropy_parameters(reference, f, level)
         return self.gaussian.compress(self.encode_latent(x, level, f)[0], mean[0], scale[0])
 
     @torch.no_grad()
@@ -219,7 +223,7 @@ class VideoModel(nn.Module):
             f, memory = None, None
         else:
             f, memory = self.features(reference)
-            mean, scale = self.entropy_parameters(f, level)
+            mean, scale = self.entropy_parameters(reference, f, level)
             y_hat = self.gaussian.decompress(payload, mean[0], scale[0])[None]
         x_hat, z = self.decode_latent(y_hat, level, f)
         return x_hat.clamp_(0, 1), Reference(z, memory)
