@@ -55,3 +55,13 @@ def test_drift_compares_one_gop_with_all_intra(tiny_video_model_path, tmp_path, 
     assert result["one_gop"]["bpp"][1:] != result["all_intra"]["bpp"][1:]
     assert (tmp_path / "drift.png").stat().st_size > 5000
     assert "one_gop:" in capsys.readouterr().out
+
+
+def test_compare_reports_bd_rate_against_the_base(tiny_video_model_path, tmp_path, capsys, monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    out = tmp_path / "cmp.json"
+    assert script("compare").main([tiny_video_model_path, tiny_video_model_path, "--frames", "2", "--gop", "2",
+                                   "--json", str(out)]) == 0
+    report = json.loads(out.read_text())["carphone"][tiny_video_model_path]
+    assert len(report["points"]) == 6 and report["bd_rate_vs_base"] == 0.0
+    assert "BD-rate against" in capsys.readouterr().out
