@@ -28,9 +28,12 @@ def test_export_default_writes_valid_onnx_close_to_torch(tmp_path, capsys):
         ops = {n.op_type for n in model.graph.node}
         assert all(n.domain in ("", "ai.onnx") for n in model.graph.node), "custom ops"
         assert "Conv" in ops or "ConvTranspose" in ops
-    assert manifest["arch"] == "oval-factorized" and len(manifest["fingerprint"]) == 32
+    assert manifest["arch"] == "oval-video" and len(manifest["fingerprint"]) == 32
+    assert manifest["latent_networks"] == "torch"
     assert manifest["parity"]["encoder_max_abs_diff"] < 1e-4 and manifest["parity"]["decoder_max_abs_diff"] < 1e-4
-    assert (tmp_path / "entropy.safetensors").is_file()
+    from safetensors.torch import load_file
+    tables = load_file(str(tmp_path / "entropy.safetensors"))
+    assert "gaussian.table_counts" in tables and "intra_densities.5.table_counts" in tables
     assert "largest difference" in capsys.readouterr().err
 
 

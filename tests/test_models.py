@@ -100,8 +100,10 @@ def test_missing_model_and_non_model_file(tmp_path):
 
 
 def test_shipped_default_model_loads():
+    from oval.models.store import shipped_model_for
     model = load_model("default")
-    assert model.arch == "oval-factorized" and len(model.fingerprint) == 16
+    assert model.arch == "oval-video" and model.levels == 6 and model.temporal and len(model.fingerprint) == 16
+    assert shipped_model_for(model.fingerprint) == str(default_weights_path())
 
 
 def test_mixed_quantization_rounds_for_synthesis_and_keeps_gradients():

@@ -30,20 +30,22 @@ def test_bd_rate_of_known_curves():
 
 def test_rd_writes_plot_and_numbers(tmp_path, capsys):
     pytest.importorskip("bjontegaard")
-    from oval.models.store import build_model, save_model
-    torch.manual_seed(0)
-    model = build_model("oval-factorized", {"N": 8, "M": 8}).eval()
-    model.update()
-    save_model(model, tmp_path / "tiny.safetensors")
     out = tmp_path / "out"
     assert load_rd().main(["carphone", "--out", str(out), "--frames", "3", "--codecs", "x264,svtav1",
-                           "--models", f"default,{tmp_path / 'tiny.safetensors'}"]) == 0
+                           "--gop", "3"]) == 0
     result = json.loads((out / "rd.json").read_text())["carphone"]
-    assert len(result["oval"]) == 2 and len(result["codecs"]["x264"]) == 6
-    for point in result["codecs"]["svtav1"] + result["oval"]:
+    # The default model: one point per quality level, with P-frames and all intra.
+    assert len(result["oval"]) == len(result["oval_intra"]) == 6 and len(result["codecs"]["x264"]) == 6
+    for point in result["codecs"]["svtav1"] + result["oval"] + result["oval_intra"]:
         assert point["bpp"] > 0 and point["psnr"] > 0 and 0 < point["ms_ssim"] <= 1 and point["encode_fps"] > 0
     x264 = sorted(result["codecs"]["x264"], key=lambda p: p["crf"])
     assert x264[0]["bpp"] > x264[-1]["bpp"] and x264[0]["psnr"] > x264[-1]["psnr"]
+    oval = sorted(result["oval"], key=lambda p: p["quality"])
+    assert all(a["bpp"] < b["bpp"] and a["psnr"] < b["psnr"] for a, b in zip(oval, oval[1:]))
+    # Two of three frames are P-frames: fewer bits than all intra at every level.
+    assert all(t["bpp"] < i["bpp"] for t, i in zip(result["oval"], result["oval_intra"]))
+    assert result["bd_rate_temporal_vs_intra"] < 0
     assert isinstance(result["bd_rate"]["x264"], float) and result["bd_rate_note"]["x264"] is None
     assert (out / "rd_carphone.png").stat().st_size > 5000
-    assert "BD-rate of OVAL against x264" in capsys.readouterr().out
+    text = capsys.readouterr().out
+    assert "BD-rate of OVAL against x264" in text and "against OVAL all-intra" in text
