@@ -85,6 +85,8 @@ class VideoModel(nn.Module):
         super().__init__()
         self.config = config
         N, M, C, L = config.N, config.M, config.C, config.levels
+        if not 1 <= L <= len(QUALITY_LAMBDAS):
+            raise TypeError(f"levels must be 1..{len(QUALITY_LAMBDAS)}, not {L}")
         if config.backbone and config.backbone not in BACKBONES:
             raise TypeError(f"unknown backbone {config.backbone!r}; choose from {', '.join(BACKBONES)}")
         if config.backbone and config.colour_space != "rgb":
