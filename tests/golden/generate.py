@@ -50,11 +50,18 @@ def model_path(name: str) -> str:
 
 
 def decode_hashes(stream: Path, model) -> list:
+    """MD5 of every decoded frame, decoded on one thread: the float transforms' rounding can change
+    with the thread count (a pixel by 1; latents never), and a golden hash must not."""
     from oval import codec
-    with open(stream, "rb") as f:
-        reader = codec.open_stream(f)
-        decoder = codec.Decoder(model, reader.header)
-        return [frame_md5(decoder.decode(packet)) for packet in reader]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with open(stream, "rb") as f:
+            reader = codec.open_stream(f)
+            decoder = codec.Decoder(model, reader.header)
+            return [frame_md5(decoder.decode(packet)) for packet in reader]
+    finally:
+        torch.set_num_threads(threads)
 
 
 def main() -> int:
