@@ -119,7 +119,7 @@ def export_onnx(model, out: Path, frames: list, opset: int = 17, profile: SizePr
                                        "output": ["batch", 3, "16h", "16w"]}},
                 "tables": "entropy.safetensors",
                 # A temporal model's latent-resolution networks (context, prior, adapters, gains)
-                # stay in torch: they are a few percent of the work.
+                # stay in torch beside the exported transforms.
                 "latent_networks": "torch" if getattr(model, "temporal", False) else None,
                 "profile": {k: list(v) for k, v in dataclasses.asdict(profile).items()},
                 "versions": {"torch": torch.__version__, "onnx": onnx.__version__, "onnxruntime": ort.__version__},

@@ -21,9 +21,9 @@ def default_weights_path() -> Path:
 
 def shipped_model_for(model_fingerprint: bytes) -> str | None:
     """The path of the shipped model (default or an earlier default) with this fingerprint, if any."""
+    from safetensors import safe_open
     folder = default_weights_path().parent
     for path in sorted(folder.glob("*.safetensors")):
-        from safetensors import safe_open
         try:
             with safe_open(str(path), framework="pt") as f:
                 recorded = (f.metadata() or {}).get("fingerprint")
