@@ -14,3 +14,21 @@ def pick_device(name: str = "auto") -> torch.device:
     if name not in DEVICE_CHOICES:
         raise OvalError(f"unknown device {name!r} (use auto, cpu or cuda)")
     return torch.device(name)
+
+
+def set_coding_math() -> None:
+    """Deterministic arithmetic for coding (never for training): no TF32 anywhere, cuDNN's
+    deterministic algorithms, and on the CPU the plain convolution kernels rather than oneDNN's,
+    whose blocking (and so rounding) changes with the thread count. Table choice is exact
+    whatever this sets; this keeps the float transforms repeatable too."""
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False
+    torch.backends.mkldnn.enabled = False
+
+
+def coding_math_state() -> dict:
+    """What set_coding_math controls, as the doctor reports it."""
+    return {"cuda_matmul_tf32": torch.backends.cuda.matmul.allow_tf32, "cudnn_tf32": torch.backends.cudnn.allow_tf32,
+            "cudnn_deterministic": torch.backends.cudnn.deterministic, "cpu_onednn": torch.backends.mkldnn.enabled}

@@ -92,7 +92,18 @@ class VideoReader:
         self.close()
 
 
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".pgm", ".ppm", ".bmp")
+
+
 def read_frames(source: str, max_frames: Optional[int] = None) -> list[np.ndarray]:
+    """Every frame of a video (anything ffmpeg reads), or of a folder of numbered images (read
+    with Pillow, in name order: a clip without a video container)."""
+    if os.path.isdir(str(source)):
+        from PIL import Image
+        files = sorted(p for p in Path(source).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[:max_frames]
+        if not files:
+            raise OvalError(f"{source} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+        return [np.asarray(Image.open(f).convert("RGB")) for f in files]
     with VideoReader(source, max_frames) as reader:
         return list(reader)
 

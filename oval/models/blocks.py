@@ -1,0 +1,92 @@
+"""Fast transform blocks (DCVC-RT, Jia et al. 2025): all the work at 1/8 resolution.
+
+The picture is pixel-unshuffled by 8 (3 channels -> 192 at 1/8 size), so no layer runs at full or
+half resolution; the blocks are 1x1 and depthwise 3x3 convolutions, which cost a few hundred
+multiply-adds per pixel each. `macs_per_pixel` counts them for the benchmarks.
+"""
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+UNSHUFFLE = 8  # pixels per side folded into channels at the input
+
+
+class GatedFeedForward(nn.Module):
+    """1x1 to `ratio`*C, split in half, x1 * SiLU(x2), 1x1 back to C (DCVC-RT's ConvFFN)."""
+
+    def __init__(self, channels: int, ratio: int = 2):
+        super().__init__()
+        hidden = ratio * channels
+        self.expand = nn.Conv2d(channels, hidden, 1)
+        self.project = nn.Conv2d(hidden // 2, channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a, b = self.expand(x).chunk(2, 1)
+        return self.project(a * F.silu(b))
+
+
+class DepthConvBlock(nn.Module):
+    """x + [1x1 -> gated SiLU -> depthwise 3x3 -> 1x1](x), then x + feed-forward(x)."""
+
+    def __init__(self, channels: int, ffn_ratio: int = 2):
+        super().__init__()
+        self.expand = nn.Conv2d(channels, 2 * channels, 1)
+        self.depthwise = nn.Conv2d(channels, channels, 3, padding=1, groups=channels)
+        self.project = nn.Conv2d(channels, channels, 1)
+        self.ffn = GatedFeedForward(channels, ffn_ratio)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a, b = self.expand(x).chunk(2, 1)
+        x = x + self.project(self.depthwise(a * F.silu(b)))
+        return x + self.ffn(x)
+
+
+class LevelScale(nn.Module):
+    """A learned per-channel scale for each quality level (DCVC-RT's q-scales): one set of
+    weights serves every rate, each level stretching the features its own way."""
+
+    def __init__(self, levels: int, channels: int):
+        super().__init__()
+        self.log_scale = nn.Parameter(torch.zeros(levels, channels))
+
+    def forward(self, x: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
+        """level: (B,) integer level indices 0..levels-1."""
+        return x * torch.exp(self.log_scale[level])[:, :, None, None]
+
+
+def unshuffle(x: torch.Tensor) -> torch.Tensor:
+    return F.pixel_unshuffle(x, UNSHUFFLE)
+
+
+def shuffle(x: torch.Tensor) -> torch.Tensor:
+    return F.pixel_shuffle(x, UNSHUFFLE)
+
+
+class Upsample2(nn.Module):
+    """1x1 to 4x channels then pixel shuffle: a learned 2x upsampling with no transposed conv."""
+
+    def __init__(self, in_ch: int, out_ch: int):
+        super().__init__()
+        self.conv = nn.Conv2d(in_ch, 4 * out_ch, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.pixel_shuffle(self.conv(x), 2)
+
+
+def macs_per_pixel(module: nn.Module, height: int = 256, width: int = 256, *inputs) -> float:
+    """Multiply-adds per input pixel of every Conv2d in `module`, measured with forward hooks on a
+    real forward pass over `inputs` (default: one RGB frame of height x width)."""
+    total = [0]
+
+    def hook(conv, args, out):
+        k = conv.kernel_size[0] * conv.kernel_size[1] * conv.in_channels // conv.groups
+        total[0] += out.numel() * k
+
+    handles = [m.register_forward_hook(hook) for m in module.modules() if isinstance(m, nn.Conv2d)]
+    try:
+        with torch.no_grad():
+            module(*(inputs or (torch.zeros(1, 3, height, width),)))
+    finally:
+        for h in handles:
+            h.remove()
+    return total[0] / (height * width)

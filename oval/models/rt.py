@@ -1,0 +1,236 @@
+"""oval-rt: the second-generation video model. Fast transforms at 1/8 resolution, conditional
+P-frames with a feature-domain temporal context, and an exact integer prior path.
+
+    I-frame:  x ──unshuffle 8──▶ g_a_i ──▶ y·g_q ──LatentPrior(intra)──▶ ŷ ──÷g_q──▶ g_s_i ──▶ F ──▶ x̂
+    P-frame:  F_{t-1} ──context──▶ c_t
+              x ──unshuffle 8──▶ g_a_p(·, c_t) ──▶ y·g_q ──LatentPrior(temporal, ŷ_{t-1})──▶ ŷ
+              ŷ ──÷g_q──▶ g_s_p(·, c_t) ──▶ F_t ──▶ x̂        (F_t is the next frame's reference)
+
+Temporal coding is conditional in the feature domain, as in DCVC-RT (Jia et al. 2025): the previous
+frame's decoder feature (1/8 resolution) informs the encoder and the decoder, and the previous
+latent ŷ_{t-1} informs the prior. Only the prior picks probability tables, and it sees integers
+only (ẑ, ŷ_{t-1} on a 1/16 grid), so table choice is exact on every machine; the float features
+shape pixels and never a probability.
+
+Variable rate: quality level q scales the latent by a learned per-channel gain g_q before rounding
+(Cui et al. 2021) and the 1/8-resolution features by per-level channel scales; each level trains
+at its own λ (QUALITY_LAMBDAS), drawn per sample.
+"""
+import dataclasses
+from typing import Optional
+
+import numpy as np
+import torch
+from torch import nn
+
+from oval.models.blocks import DepthConvBlock, LevelScale, shuffle, unshuffle
+from oval.models.hyperprior import MEAN_FRAC, LatentPrior
+from oval.models.registry import register_model
+
+# λ of each quality level for D = 255² · MSE on 8-bit RGB: doubling per level, from below the
+# first generation's lowest rate to near-transparent quality at the top.
+QUALITY_LAMBDAS = tuple(0.0009 * 2**k for k in range(10))
+DEFAULT_LEVEL = 6
+
+
+@dataclasses.dataclass
+class RTConfig:
+    C: int = 192  # channels of the 1/8-resolution features (at least the 192 values of an 8x8 RGB block:
+    # fewer would put the decoder's output in a subspace and cap the PSNR)
+    M: int = 128  # latent channels, at 1/8 resolution (128 numbers for an 8x8 block's 192 values: a
+    # 1/16 latent of 192 channels capped carphone at 30.5 dB even unquantised)
+    Z: int = 64  # hyper-latent channels (1/32)
+    P: int = 96  # channels of the integer prior networks
+    encoder_blocks: int = 2
+    decoder_blocks: int = 3
+    ffn_ratio: int = 2
+    levels: int = len(QUALITY_LAMBDAS)
+    checkerboard: bool = True
+    skip: bool = True
+    colour_space: str = "rgb"
+
+
+@dataclasses.dataclass
+class Reference:
+    """What a P-frame needs from the frame before it."""
+    feature: torch.Tensor  # decoder feature F (1, C, H/8, W/8), float
+    latent16: torch.Tensor  # ŷ in sixteenths (1, M, H/8, W/8), float64 integers: exact
+
+
+class Analysis(nn.Module):
+    """unshuffle 8 -> 1x1 -> [fuse context] -> level scale -> blocks -> 1x1 -> latent (1/8)."""
+
+    def __init__(self, cfg: RTConfig, conditional: bool):
+        super().__init__()
+        C = cfg.C
+        self.stem = nn.Conv2d(3 * 64, C, 1)
+        self.fuse = nn.Conv2d(2 * C, C, 1) if conditional else None
+        self.scale = LevelScale(cfg.levels, C)
+        self.blocks = nn.Sequential(*(DepthConvBlock(C, cfg.ffn_ratio) for _ in range(cfg.encoder_blocks)))
+        self.down = nn.Conv2d(C, cfg.M, 1)
+
+    def forward(self, x: torch.Tensor, level: torch.Tensor, context: Optional[torch.Tensor] = None):
+        f = self.stem(unshuffle(x))
+        if self.fuse is not None:
+            f = self.fuse(torch.cat([f, context], 1))
+        return self.down(self.blocks(self.scale(f, level)))
+
+
+class Synthesis(nn.Module):
+    """latent -> 1x1 -> [fuse context] -> level scale -> blocks = F -> 1x1 -> shuffle 8 -> x̂."""
+
+    def __init__(self, cfg: RTConfig, conditional: bool):
+        super().__init__()
+        C = cfg.C
+        self.up = nn.Conv2d(cfg.M, C, 1)
+        self.fuse = nn.Conv2d(2 * C, C, 1) if conditional else None
+        self.scale = LevelScale(cfg.levels, C)
+        self.blocks = nn.Sequential(*(DepthConvBlock(C, cfg.ffn_ratio) for _ in range(cfg.decoder_blocks)))
+        self.head = nn.Conv2d(C, 3 * 64, 1)
+        nn.init.constant_(self.head.bias, 0.5)
+
+    def forward(self, z: torch.Tensor, level: torch.Tensor, context: Optional[torch.Tensor] = None):
+        """-> (x̂, F): the picture and the feature that becomes the next reference."""
+        f = self.up(z)
+        if self.fuse is not None:
+            f = self.fuse(torch.cat([f, context], 1))
+        feature = self.blocks(self.scale(f, level))
+        return shuffle(self.head(feature)), feature
+
+
+@register_model("oval-rt")
+class RTModel(nn.Module):
+    stride = 8
+    Config = RTConfig
+    temporal = True
+
+    def __init__(self, config: RTConfig = RTConfig()):
+        super().__init__()
+        if not 1 <= config.levels <= len(QUALITY_LAMBDAS):
+            raise TypeError(f"levels must be 1..{len(QUALITY_LAMBDAS)}, not {config.levels}")
+        if config.colour_space != "rgb":
+            raise TypeError("oval-rt codes RGB")
+        self.config = cfg = config
+        self.g_a_intra, self.g_s_intra = Analysis(cfg, False), Synthesis(cfg, False)
+        self.g_a_inter, self.g_s_inter = Analysis(cfg, True), Synthesis(cfg, True)
+        self.context = nn.Sequential(nn.Conv2d(cfg.C, cfg.C, 1), DepthConvBlock(cfg.C, cfg.ffn_ratio))
+        self.prior_intra = LatentPrior(cfg.M, cfg.Z, cfg.P, temporal=False, checkerboard=cfg.checkerboard, skip=cfg.skip)
+        self.prior_inter = LatentPrior(cfg.M, cfg.Z, cfg.P, temporal=True, checkerboard=cfg.checkerboard, skip=cfg.skip)
+        lambdas = torch.tensor(QUALITY_LAMBDAS[:cfg.levels], dtype=torch.float32)
+        log_gain = 0.5 * torch.log(lambdas / QUALITY_LAMBDAS[DEFAULT_LEVEL - 1])
+        # Separate gains for I- and P-frames: the P-frame stage trains on a frozen intra model.
+        self.gain_intra = nn.Parameter(log_gain[:, None].repeat(1, cfg.M))
+        self.inverse_gain_intra = nn.Parameter(-log_gain[:, None].repeat(1, cfg.M))
+        self.gain_inter = nn.Parameter(log_gain[:, None].repeat(1, cfg.M))
+        self.inverse_gain_inter = nn.Parameter(-log_gain[:, None].repeat(1, cfg.M))
+
+    # --- the contract the codec and the trainer use -----------------------------------------
+
+    @property
+    def levels(self) -> int:
+        return self.config.levels
+
+    @property
+    def default_quality(self) -> int:
+        return min(DEFAULT_LEVEL, self.levels)
+
+    @property
+    def colour_space(self) -> str:
+        return self.config.colour_space
+
+    @property
+    def lambdas(self) -> tuple:
+        return QUALITY_LAMBDAS[:self.levels]
+
+    @property
+    def coding_device(self) -> torch.device:
+        return self.gain_intra.device
+
+    def _gain(self, level: torch.Tensor, intra: bool, inverse: bool = False) -> torch.Tensor:
+        """exp(log gain) of each sample's level, (B, M, 1, 1)."""
+        if intra:
+            table = self.inverse_gain_intra if inverse else self.gain_intra
+        else:
+            table = self.inverse_gain_inter if inverse else self.gain_inter
+        return torch.exp(table[level])[:, :, None, None]
+
+    def set_mixed_quantization(self, enabled: bool) -> None:
+        """Training always uses noise for the rate and rounded values for the synthesis."""
+
+    def update(self) -> None:
+        self.prior_intra.freeze()
+        self.prior_inter.freeze()
+
+    def tables_built(self) -> bool:
+        return self.prior_intra.tables_built() and self.prior_inter.tables_built()
+
+    # --- training -----------------------------------------------------------------------------
+
+    def forward(self, frames: torch.Tensor, level, train_intra: bool = True) -> dict:
+        """frames (B, T, 3, H, W): frame 0 intra, the rest P-frames, each from the model's own
+        decoded reference (cascaded training). level: an int 1..levels or a (B,) tensor of them.
+        With train_intra False the intra frame runs without gradients (P-frame stage)."""
+        b = frames.shape[0]
+        level = torch.as_tensor(level, device=frames.device).long().expand(b) - 1
+        x_hats, likelihoods, feature, prev = [], {}, None, None
+        for t in range(frames.shape[1]):
+            x = frames[:, t]
+            if t == 0:
+                with torch.set_grad_enabled(train_intra and torch.is_grad_enabled()):
+                    y_hat, lik = self.prior_intra(self.g_a_intra(x, level) * self._gain(level, True))
+                    x_hat, feature = self.g_s_intra(y_hat * self._gain(level, True, inverse=True), level)
+            else:
+                context = self.context(feature)
+                y_hat, lik = self.prior_inter(self.g_a_inter(x, level, context) * self._gain(level, False), prev)
+                x_hat, feature = self.g_s_inter(y_hat * self._gain(level, False, inverse=True), level, context)
+            prev = y_hat
+            x_hats.append(x_hat)
+            likelihoods.update({f"frame{t}_{k}": v for k, v in lik.items()})
+        return {"x_hat": torch.stack(x_hats, 1), "likelihoods": likelihoods}
+
+    # --- coding -------------------------------------------------------------------------------
+
+    def _level(self, level: int) -> torch.Tensor:
+        return torch.tensor([level - 1], device=self.coding_device)
+
+    @torch.no_grad()
+    def compress_frame(self, x: torch.Tensor, level: int, reference: Optional[Reference]) -> bytes:
+        """x (1, 3, H, W), H and W multiples of the stride -> payload (an I-frame without a
+        reference). The codec gets the picture and the next reference from decompress_frame."""
+        q = self._level(level)
+        if reference is None:
+            y = self.g_a_intra(x, q) * self._gain(q, True)
+            return self.prior_intra.compress(y)[0]
+        context = self.context(reference.feature)
+        y = self.g_a_inter(x, q, context) * self._gain(q, False)
+        return self.prior_inter.compress(y, reference.latent16)[0]
+
+    @torch.no_grad()
+    def decompress_frame(self, payload: bytes, shape: tuple, level: int, reference: Optional[Reference]):
+        """-> (x̂ (1, 3, H, W) in [0, 1], the next reference); shape is the latent's (h, w)."""
+        q, device = self._level(level), self.coding_device
+        if reference is None:
+            y16 = self.prior_intra.decompress(payload, shape, device=device)
+            context, synthesis = None, self.g_s_intra
+        else:
+            y16 = self.prior_inter.decompress(payload, shape, reference.latent16, device=device)
+            context, synthesis = self.context(reference.feature), self.g_s_inter
+        y_hat = (y16 / 2**MEAN_FRAC).float()
+        x_hat, feature = synthesis(y_hat * self._gain(q, reference is None, inverse=True), q, context)
+        return x_hat.clamp_(0, 1), Reference(feature, y16)
+
+    def update_parameters(self) -> list:
+        """Parameters a MODEL_UPDATE may change: the synthesis heads' biases shape pixels only
+        (never a probability, and the reference feature is taken before them)."""
+        return [self.g_s_intra.head.bias, self.g_s_inter.head.bias]
+
+
+def parameter_count(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def describe(model: RTModel) -> dict:
+    """Sizes for the model card."""
+    return {"parameters": parameter_count(model),
+            "integer_prior_parameters": int(sum(np.prod(m.w_int.shape) for m in model.modules()
+                                                if hasattr(m, "w_int")))}
