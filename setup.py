@@ -10,7 +10,8 @@ setup(
     python_requires=">=3.10",
     packages=["oval", "oval.models", "oval.kernels", "oval.export"],
     package_dir={"oval.kernels": "kernels", "oval.export": "export"},
-    package_data={"oval": ["weights/*.safetensors", "weights/*.md"]},
+    package_data={"oval": ["weights/*.safetensors", "weights/*.md"],
+                  "oval.kernels": ["colour.cu", "host_shim.h", "host_launch.cpp"]},
     install_requires=[
         "torch>=2.3",
         "torchvision>=0.18",
