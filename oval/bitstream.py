@@ -52,6 +52,7 @@ class Limits:
 
     max_width: int = 16384
     max_height: int = 16384
+    max_pixels: int = 7680 * 4320  # 8K UHD: decoding memory grows with the picture (README: bound per pixel)
     max_frames: int = 2**31 - 1
     max_unit_bytes: int = 256 * 2**20
 
@@ -173,6 +174,9 @@ class StreamHeader:
         if not (1 <= width <= limits.max_width and 1 <= height <= limits.max_height):
             raise FormatError(f"frame size {width}x{height} is outside the limits "
                               f"(1x1 to {limits.max_width}x{limits.max_height})")
+        if width * height > limits.max_pixels:
+            raise FormatError(f"frame size {width}x{height} has {width * height} pixels, over the limit of "
+                              f"{limits.max_pixels} (oval-decode --max-pixels raises it)")
         fps_num, fps_den, frame_count = r.varint(), r.varint(), r.varint()
         if fps_num == 0 or fps_den == 0:
             raise FormatError(f"invalid frame rate {fps_num}/{fps_den}")

@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from oval.errors import OvalError
+from oval.errors import OvalError, out_of_memory
 
 BACKENDS = ("torch", "onnxruntime", "tensorrt")  # oval.export.runtimes.BACKENDS, without importing it
 
@@ -61,6 +61,12 @@ def _run(fn, prog: str, argv) -> int:
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130
+    except (MemoryError, RuntimeError) as e:
+        if not out_of_memory(e):
+            raise
+        print(f"{prog}: error: out of memory ({str(e).splitlines()[0][:120]}); a smaller frame size, "
+              f"--device cpu, or more memory is needed", file=sys.stderr)
+        return 1
 
 
 def _load(args, device, fingerprint: bytes | None = None):
@@ -93,7 +99,7 @@ def _encode(argv) -> int:
     args = p.parse_args(argv)
 
     from oval import codec, io
-    from oval.device import pick_device
+    from oval.device import pick_device, set_coding_math
 
     if args.max_frames is not None and args.max_frames < 1:
         raise OvalError("--max-frames must be at least 1")
@@ -102,6 +108,7 @@ def _encode(argv) -> int:
     if args.recon:
         io.check_output_dir(Path(args.recon))
     device = pick_device(args.device)
+    set_coding_math()
     reader = io.VideoReader(args.input, args.max_frames)
     model = _load(args, device)
     info = reader.info
@@ -170,11 +177,14 @@ def _decode(argv) -> int:
     p.add_argument("input", metavar="IN.oval")
     p.add_argument("-o", "--output", required=True, metavar="OUT_VIDEO",
                    help="output video; the extension picks the format (.mkv lossless, .mp4, .y4m)")
+    p.add_argument("--max-pixels", type=int, default=None,
+                   help="refuse streams whose frames have more pixels (default: 8K UHD, 33177600); "
+                        "decoding needs about 200 bytes of memory per pixel")
     _common_args(p)
     args = p.parse_args(argv)
 
     from oval import bitstream, codec, io
-    from oval.device import pick_device
+    from oval.device import pick_device, set_coding_math
 
     out = Path(args.output)
     if out.suffix.lower() not in io.WRITE_FORMATS:
@@ -183,9 +193,11 @@ def _decode(argv) -> int:
     if not os.path.isfile(args.input):
         raise OvalError(f"input not found: {args.input}")
     device = pick_device(args.device)
+    set_coding_math()
     with open(args.input, "rb") as source:
         try:
-            reader = codec.open_stream(source)
+            limits = bitstream.Limits(max_pixels=args.max_pixels) if args.max_pixels else None
+            reader = codec.open_stream(source, limits)
         except bitstream.FormatError as e:
             raise OvalError(f"{args.input}: {e}") from None
         header = reader.header

@@ -101,7 +101,10 @@ class Decoder:
                               f"{self.model.arch}") from None
         reference = self.reference if packet.frame_type == FrameType.INTER else None
         self.reference = None  # until this frame has decoded
-        x_hat, self.reference = self.model.decompress_frame(packet.payload, self.shape, packet.quality, reference)
+        try:
+            x_hat, self.reference = self.model.decompress_frame(packet.payload, self.shape, packet.quality, reference)
+        except FormatError as e:
+            raise FormatError(f"frame {packet.index}: {e}") from None
         x_hat = x_hat[:, :, :self.header.height, :self.header.width]
         return tensor_to_frames(x_hat, self.model.colour_space).cpu().numpy()[0]
 

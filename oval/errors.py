@@ -3,3 +3,12 @@
 
 class OvalError(Exception):
     """A problem with the user's input or environment, explained in one line."""
+
+
+def out_of_memory(error: BaseException) -> bool:
+    """MemoryError, torch's OutOfMemoryError, or an allocator's "can't allocate memory"."""
+    if isinstance(error, MemoryError):
+        return True
+    text = str(error).lower()
+    return isinstance(error, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text
+                                                or "cannot allocate memory" in text)

@@ -1,16 +1,21 @@
-"""python -m oval.train: train a model on video files (see README "Training").
+"""python -m oval.train: train a model on a corpus or on video files (see README "Training").
 
-Loss = lmbda * D + R: R in bits per pixel from the entropy model's likelihoods, D = 255^2 * MSE
-(or 1 - MS-SSIM). Crops come from background loader threads; validation codes a held-out clip
-through the real entropy coder. RUN_DIR gets config.json, TensorBoard events in logs/,
-checkpoints/last.pt (resumable) and best.pt (lowest validation RD cost), and model.safetensors at
-the end. Under torchrun every process trains on its own shard of the data; rank 0 logs and saves.
+Loss = λ · D + R: R in bits per pixel from the entropy model's likelihoods, D = 255² · MSE (or
+1 - MS-SSIM); a multi-rate model draws a quality level, and so a λ, for every sample. Data comes
+from a corpus (python -m oval.corpus build: photos with synthetic camera motion mixed with real
+clips, rendered on the training device) or from video files (background loader threads).
+Validation codes a held-out clip through the real entropy coder. RUN_DIR gets config.json,
+TensorBoard events in logs/, checkpoints/last.pt and state/ (both resumable; state/ is compact
+enough to commit), best.pt (lowest validation RD cost), slices.jsonl (one line per training slice)
+and model.safetensors at the end. `--hours` stops cleanly at a wall-clock budget. Under torchrun
+every process trains on its own shard of the data; rank 0 logs and saves.
 """
 import argparse
 import dataclasses
 import json
 import math
 import os
+import platform
 import random
 import sys
 import time
@@ -21,7 +26,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from oval import distributed
+from oval import checkpoint, distributed
 from oval.data import PrefetchLoader, usable_files, video_files
 from oval.device import pick_device
 from oval.errors import OvalError
@@ -30,10 +35,10 @@ from oval.kernels import frames_to_tensor
 from oval.models.store import build_model, save_model
 
 # Fields that define what is being trained: a resumed run must keep them.
-RESUME_KEYS = ("arch", "N", "M", "lmbda", "distortion", "quantizer", "crop", "batch_size", "lr", "min_lr",
-               "frames", "memory", "colour_space", "backbone")
+RESUME_KEYS = ("arch", "N", "M", "C", "lmbda", "distortion", "quantizer", "crop", "batch_size", "lr", "min_lr",
+               "frames", "memory", "colour_space", "backbone", "stage")
 # TrainConfig fields that are model config fields, passed on where the architecture has them.
-MODEL_KEYS = ("N", "M", "memory", "colour_space", "backbone")
+MODEL_KEYS = ("N", "M", "C", "memory", "colour_space", "backbone")
 
 
 def _opt(default, help_text: str):
@@ -44,14 +49,19 @@ def _opt(default, help_text: str):
 class TrainConfig:
     data: list
     out: str
-    arch: str = _opt("oval-factorized", "model architecture id")
-    N: int = _opt(64, "channels of the hidden layers")
-    M: int = _opt(96, "channels of the latent representation")
-    steps: int = _opt(5000, "training steps in all (a resumed run continues up to this)")
+    arch: str = _opt("oval-rt", "model architecture id (oval-rt ships; oval-video and oval-factorized are "
+                                "the first generation)")
+    stage: str = _opt("joint", "oval-rt: intra (I-frames only, --frames 1), inter (P-frames on a frozen "
+                               "intra model, --init it) or joint")
+    N: int = _opt(64, "channels of the hidden layers (first-generation models)")
+    M: int = _opt(0, "channels of the latent representation (0: the architecture's default)")
+    C: int = _opt(0, "oval-rt: channels of the 1/8-resolution features (0: default)")
+    steps: int = _opt(5000, "training steps in all (a resumed run continues up to this); 0 with --hours: "
+                            "train by time, the learning-rate schedule following the clock")
     batch_size: int = _opt(8, "crops per step and process")
     crop: tuple = _opt((128, 128), "training crop height and width (one value: a square)")
-    lmbda: float = _opt(0.013, "rate-distortion trade-off: higher gives more quality and more bits "
-                               "(single-rate models; oval-video trains all its quality levels)")
+    lmbda: float = _opt(0.013, "rate-distortion trade-off of single-rate models (oval-factorized): higher "
+                               "gives more quality and more bits; multi-rate models train every level at its own")
     frames: int = _opt(1, "frames per training clip: the first intra, the rest P-frames (temporal models)")
     memory: bool = _opt(False, "ConvLSTM memory across P-frames (oval-video)")
     colour_space: str = _opt("rgb", "space the model codes in: rgb, ycbcr-bt601 or ycbcr-bt709 (oval-video)")
@@ -68,7 +78,13 @@ class TrainConfig:
     min_lr: float = _opt(1e-5, "learning rate at the end of the cosine decay")
     clip: float = _opt(1.0, "gradient-norm clipping")
     max_frames: int = _opt(300, "frames read per clip")
-    val: str = _opt("", "held-out clip for validation (default: the first --data file)")
+    photo_share: float = _opt(0.7, "corpus data: share of samples cut from photos with synthetic motion "
+                                   "(the rest from real clips)")
+    hours: float = _opt(0.0, "stop cleanly after this many hours of wall-clock time and save (0: no limit)")
+    save_minutes: float = _opt(10.0, "also checkpoint every this many minutes")
+    threads: int = _opt(0, "torch CPU threads (0: torch's default)")
+    val: str = _opt("", "held-out clip for validation (default: the corpus's validation clip, or the first "
+                        "--data file)")
     val_frames: int = _opt(4, "validation frames coded through the real entropy coder")
     val_every: int = _opt(1000, "steps between validations")
     device: str = _opt("auto", "auto, cpu or cuda")
@@ -82,7 +98,8 @@ class TrainConfig:
 
 def parse_args(argv=None) -> tuple[TrainConfig, bool]:
     p = argparse.ArgumentParser(prog="python -m oval.train", description=__doc__.splitlines()[0])
-    p.add_argument("--data", nargs="+", required=True, help="video files or directories of them")
+    p.add_argument("--data", nargs="+", required=True, help="a corpus directory (with manifest.json), or "
+                                                            "video files and directories of them")
     p.add_argument("--out", required=True, help="run directory")
     defaults = TrainConfig(data=[], out="")
     for field in dataclasses.fields(TrainConfig):
@@ -116,6 +133,15 @@ def parse_args(argv=None) -> tuple[TrainConfig, bool]:
         raise OvalError("--backbone-weights needs --backbone resnet")
     if cfg.frames < 1:
         raise OvalError("--frames must be at least 1")
+    if cfg.stage not in ("joint", "intra", "inter"):
+        raise OvalError(f"--stage must be joint, intra or inter, not {cfg.stage!r}")
+    if cfg.stage == "intra" and cfg.frames != 1 or cfg.stage == "inter" and cfg.frames < 2:
+        raise OvalError(f"--stage {cfg.stage} trains on " + ("single frames: --frames 1" if cfg.stage == "intra"
+                                                             else "clips: --frames 2 or more"))
+    if cfg.steps <= 0 and cfg.hours <= 0:
+        raise OvalError("--steps 0 trains by time: give --hours")
+    if not 0 <= cfg.photo_share <= 1:
+        raise OvalError("--photo-share must be between 0 and 1")
     if cfg.loader not in ("auto", "pyav", "dali"):
         raise OvalError(f"--loader must be auto, pyav or dali, not {cfg.loader!r}")
     if any(c % 16 or c < 16 for c in cfg.crop):
@@ -127,6 +153,12 @@ def parse_args(argv=None) -> tuple[TrainConfig, bool]:
 
 def make_loader(cfg: TrainConfig, files: list, d: distributed.Dist):
     """Each rank reads its own shard of the files (or, with fewer files than ranks, its own seed)."""
+    if files is None:  # a corpus: every rank renders its own batches from its own seed
+        from oval.corpus.loader import CorpusLoader
+        from oval.corpus.sources import FOOTAGE, PHOTO
+        return CorpusLoader(cfg.data[0], cfg.crop, cfg.batch_size, cfg.frames, "train", d.device,
+                            {PHOTO: cfg.photo_share, FOOTAGE: 1 - cfg.photo_share}, cfg.max_frames,
+                            seed=cfg.seed + d.rank, progress=d.main)
     shard = files[d.rank::d.world] if len(files) >= d.world else files
     if cfg.loader == "dali" and cfg.frames > 1:
         raise OvalError("--loader dali reads single frames; use --loader pyav with --frames > 1")
@@ -138,23 +170,28 @@ def make_loader(cfg: TrainConfig, files: list, d: distributed.Dist):
                           seed=cfg.seed + d.rank, clip_length=cfg.frames)
 
 
-def rd_loss(out: dict, x: torch.Tensor, cfg: TrainConfig, lmbda: float) -> dict:
-    """x: (B, 3, H, W), or (B, T, 3, H, W) clips for a temporal model; bpp is per pixel of every frame."""
-    num_pixels = x[..., 0, :, :].numel()
-    bpp = sum(torch.log2(lik).sum() for lik in out["likelihoods"].values()) / -num_pixels
+def rd_loss(out: dict, x: torch.Tensor, cfg: TrainConfig, lmbda) -> dict:
+    """x: (B, 3, H, W), or (B, T, 3, H, W) clips for a temporal model; bpp is per pixel of every
+    frame. lmbda: a number, or one per sample (B,). Also returns per-sample bpp and MSE."""
+    b = x.shape[0]
+    pixels = x[0, ..., 0, :, :].numel()
+    bits = sum(torch.log2(lik.float()).reshape(b, -1).sum(1) for lik in out["likelihoods"].values())
+    bpp = -bits / pixels
     x_hat = out["x_hat"].float()
-    if x_hat.dim() == 5:
-        x_hat, x = x_hat.flatten(0, 1), x.flatten(0, 1)
     if cfg.colour_space != "rgb":  # distortion is always measured on RGB, as evaluation does
         from oval.kernels import from_model_space
-        x_hat, x = from_model_space(x_hat, cfg.colour_space), from_model_space(x, cfg.colour_space)
-    mse = F.mse_loss(x_hat, x)
+        x_hat = from_model_space(x_hat.flatten(0, -4), cfg.colour_space).view_as(x_hat)
+        x = from_model_space(x.flatten(0, -4), cfg.colour_space).view_as(x)
+    mse = ((x_hat - x) ** 2).reshape(b, -1).mean(1)
     if cfg.distortion == "ms-ssim":
         from pytorch_msssim import ms_ssim
-        distortion = 1 - ms_ssim(x_hat.clamp(0, 1), x, data_range=1.0, win_size=7)
+        per_image = ms_ssim(x_hat.flatten(0, -4).clamp(0, 1), x.flatten(0, -4), data_range=1.0, win_size=7,
+                            size_average=False)
+        distortion = 1 - per_image.view(b, -1).mean(1)
     else:
         distortion = 255**2 * mse
-    return {"loss": lmbda * distortion + bpp, "bpp": bpp, "mse": mse}
+    loss = (torch.as_tensor(lmbda, device=x.device) * distortion + bpp).mean()
+    return {"loss": loss, "bpp": bpp.mean(), "mse": mse.mean(), "bpp_each": bpp.detach(), "mse_each": mse.detach()}
 
 
 def model_config(cfg: TrainConfig) -> dict:
@@ -167,7 +204,7 @@ def model_config(cfg: TrainConfig) -> dict:
     for key in MODEL_KEYS:
         if key not in fields and getattr(cfg, key) != getattr(defaults, key):
             raise OvalError(f"--{key.replace('_', '-')} does not apply to {cfg.arch}")
-    return {k: getattr(cfg, k) for k in MODEL_KEYS if k in fields}
+    return {k: getattr(cfg, k) for k in MODEL_KEYS if k in fields and getattr(cfg, k) != 0}  # 0: the default
 
 
 def init_from(model, spec: str) -> int:
@@ -198,12 +235,13 @@ def to_model_input(frames: torch.Tensor, cfg: TrainConfig, noise: float = 0.0) -
     return x.reshape(*lead, *x.shape[1:])
 
 
-def lr_at(step: int, cfg: TrainConfig) -> float:
-    """Short linear warm-up, then cosine decay to min_lr."""
-    warm = min(200, cfg.steps // 10)
+def lr_at(step: int, cfg: TrainConfig, time_fraction: float = 0.0) -> float:
+    """Short linear warm-up, then cosine decay to min_lr over the steps (or, with --steps 0, over
+    the --hours budget: time_fraction is the share of it used)."""
+    warm = 200 if cfg.steps == 0 else min(200, cfg.steps // 10)
     if step < warm:
         return cfg.lr * (step + 1) / warm
-    t = min(1.0, (step - warm) / max(1, cfg.steps - warm))
+    t = min(1.0, time_fraction if cfg.steps == 0 else (step - warm) / max(1, cfg.steps - warm))
     return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * t))
 
 
@@ -219,11 +257,7 @@ def save_checkpoint(path: Path, model, optimizer, step: int, cfg: TrainConfig, r
 
 def load_checkpoint(path: Path, cfg: TrainConfig, model, optimizer, rng: random.Random) -> tuple[int, float]:
     ckpt = torch.load(str(path), map_location="cpu", weights_only=True)
-    saved = ckpt.get("train_config", {})
-    for key in RESUME_KEYS:
-        old, new = saved.get(key), getattr(cfg, key)
-        if key in saved and (tuple(old) if isinstance(old, list) else old) != new:
-            raise OvalError(f"cannot resume {path}: --{key.replace('_', '-')} {new} differs from the run's {old}")
+    check_resume_keys(ckpt.get("train_config", {}), cfg, path)
     model.load_state_dict(ckpt["model"])
     optimizer.load_state_dict(ckpt["optimizer"])
     torch.set_rng_state(ckpt["torch_rng"])
@@ -266,17 +300,70 @@ class Logger:
 def validate(model, frames, d, logger, step) -> dict:
     from oval.evaluate import evaluate_frames
     stats = evaluate_frames(model, frames, d.device)
-    with torch.no_grad():
-        latents = model.g_a(frames_to_tensor(torch.from_numpy(frames[0]).to(d.device))).round().cpu()
+    if hasattr(model, "g_a"):
+        with torch.no_grad():
+            latents = model.g_a(frames_to_tensor(torch.from_numpy(frames[0]).to(d.device))).round().cpu()
+    else:
+        latents = torch.zeros(1)
     logger.validation(step, stats, frames[0], latents)
     return stats
 
 
+def machine_name(device: torch.device) -> str:
+    cpu = f"{platform.machine()} CPU, {os.cpu_count()} cores"
+    return f"{torch.cuda.get_device_name(device)} + {cpu}" if device.type == "cuda" else cpu
+
+
+def validation_clip(cfg: TrainConfig, files) -> str:
+    if cfg.val:
+        return cfg.val
+    if files is not None:
+        return str(files[0])
+    from oval.corpus.build import load_manifest
+    manifest = load_manifest(Path(cfg.data[0]))
+    clips = [i for i in manifest["items"] if i["split"] == "val" and i["kind"] == "footage"]
+    if not clips:
+        raise OvalError(f"{cfg.data[0]} has no validation clip: pass --val CLIP")
+    return str(Path(cfg.data[0]) / clips[0]["path"])
+
+
+def next_input(loader, cfg: TrainConfig, cuda: bool) -> tuple[torch.Tensor, torch.Tensor, list]:
+    """-> (clean target, model input (noisy when --noise), source name of each sample)."""
+    batch = loader.next_batch()
+    if isinstance(batch, tuple):  # a corpus: float RGB clips (B, T, 3, h, w), already on the device
+        x, sources = batch
+        if cfg.frames == 1 and cfg.arch != "oval-rt":
+            x = x[:, 0]
+        if cfg.colour_space != "rgb":
+            from oval.kernels import to_model_space
+            x = to_model_space(x.flatten(0, -4), cfg.colour_space).view_as(x)
+        x_in = (x + cfg.noise * torch.randn_like(x)).clamp(0, 1) if cfg.noise > 0 else x
+    else:
+        frames = batch.to(loader_device(loader), non_blocking=True)
+        x = to_model_input(frames, cfg)  # the target is always the clean frame
+        x_in = to_model_input(frames, cfg, cfg.noise) if cfg.noise > 0 else x
+        if cfg.arch == "oval-rt" and x.dim() == 4:
+            x, x_in = x[:, None], x_in[:, None]
+        sources = ["data"] * x.shape[0]
+    if cuda and x.dim() == 4:
+        x, x_in = (t.contiguous(memory_format=torch.channels_last) for t in (x, x_in))
+    return x, x_in, sources
+
+
+def loader_device(loader) -> torch.device:
+    return getattr(loader, "device", torch.device("cpu"))
+
+
 def train(cfg: TrainConfig, resume: bool = False) -> Optional[Path]:
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    started = time.time()
     d = distributed.init(pick_device(cfg.device))
     out = Path(cfg.out)
-    files = usable_files(video_files(cfg.data), cfg.crop)
-    val_frames = read_frames(cfg.val or str(files[0]), cfg.val_frames)
+    from oval.corpus.build import is_corpus
+    corpus = len(cfg.data) == 1 and is_corpus(cfg.data[0])
+    files = None if corpus else usable_files(video_files(cfg.data), cfg.crop)
+    val_frames = read_frames(validation_clip(cfg, files), cfg.val_frames)
     if d.main:
         (out / "checkpoints").mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed + d.rank)
@@ -289,45 +376,71 @@ def train(cfg: TrainConfig, resume: bool = False) -> Optional[Path]:
         load_resnet_stem(model.g_a[0], cfg.backbone_weights)
     model = model.to(d.device)
     model.set_mixed_quantization(cfg.quantizer == "mixed")
-    if getattr(model, "temporal", False) != (cfg.frames > 1):
+    rt = cfg.arch == "oval-rt"
+    if not rt and getattr(model, "temporal", False) != (cfg.frames > 1):
         raise OvalError(f"{cfg.arch} trains on " + ("clips: pass --frames 2 or more" if model.temporal
                                                     else "single frames: drop --frames"))
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    if rt and cfg.stage == "inter":  # the intra model is frozen: its transforms and prior take no steps
+        for module in (model.g_a_intra, model.g_s_intra, model.prior_intra):
+            module.requires_grad_(False)
+        model.gain_intra.requires_grad_(False)
+        model.inverse_gain_intra.requires_grad_(False)
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.lr)
     step, best = 0, float("inf")
     last, best_path = out / "checkpoints" / "last.pt", out / "checkpoints" / "best.pt"
     if resume:
-        if not last.is_file():
-            raise OvalError(f"nothing to resume: {last} does not exist")
-        step, best = load_checkpoint(last, cfg, model, optimizer, rng)
+        if last.is_file():
+            step, best = load_checkpoint(last, cfg, model, optimizer, rng)
+        elif checkpoint.has_state(out):
+            step, best, saved = checkpoint.load_state(out, model, optimizer, rng)
+            check_resume_keys(saved, cfg, out / checkpoint.STATE_DIR)
+        else:
+            raise OvalError(f"nothing to resume: neither {last} nor {out / checkpoint.STATE_DIR} exists")
+    start_step = step
     if d.main:
         (out / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
     cuda = d.device.type == "cuda"
     if cuda:
-        model = model.to(memory_format=torch.channels_last)
+        if not rt:  # oval-rt's work is 1x1 convolutions on 5-D clips: nothing to gain
+            model = model.to(memory_format=torch.channels_last)
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True  # training only
     step_model = distributed.wrap(model, d)
     if cfg.compile:
         step_model = torch.compile(step_model)
     loader = make_loader(cfg, files, d)
     logger = Logger(out, d.main)
     from tqdm import tqdm
-    bar = tqdm(total=cfg.steps, initial=step, desc="train", unit="step", file=sys.stderr,
-               disable=not d.main, dynamic_ncols=True)
+    bar = tqdm(total=cfg.steps or None, initial=step, desc="train", unit="step", file=sys.stderr,
+               disable=not d.main, dynamic_ncols=True, mininterval=2.0)
     model.train()
+    deadline = started + cfg.hours * 3600 if cfg.hours > 0 else float("inf")
     sums, seen, skipped, t0, val = {"loss": 0.0, "bpp": 0.0, "psnr": 0.0}, 0, 0, time.time(), {}
+    per_source: dict = {}
+    last_save = time.time()
+
+    def save_all() -> None:
+        save_checkpoint(last, model, optimizer, step, cfg, rng, best)
+        checkpoint.save_state(out, model, optimizer, step, dataclasses.asdict(cfg), rng, best)
+
     try:
-        while step < cfg.steps:
+        while (step < cfg.steps or cfg.steps == 0) and time.time() < deadline:
+            used = (time.time() - started) / (cfg.hours * 3600) if cfg.hours > 0 else 0.0
             for group in optimizer.param_groups:
-                group["lr"] = lr_at(step, cfg)
-            frames = loader.next_batch().to(d.device, non_blocking=True)
-            x = to_model_input(frames, cfg)  # the target is always the clean frame
-            x_in = to_model_input(frames, cfg, cfg.noise) if cfg.noise > 0 else x
-            if cuda and x.dim() == 4:
-                x, x_in = (t.contiguous(memory_format=torch.channels_last) for t in (x, x_in))
-            # A multi-rate model trains one quality level per step, each with its own λ.
-            level = rng.randint(1, model.levels) if model.levels else None
-            lmbda = model.lambdas[level - 1] if level else cfg.lmbda
+                group["lr"] = lr_at(step, cfg, used)
+            x, x_in, sources = next_input(loader, cfg, cuda)
+            # A multi-rate model draws a quality level, and so a λ, for every sample.
+            if model.levels:
+                levels = torch.tensor([rng.randint(1, model.levels) for _ in range(x.shape[0])], device=x.device)
+                lmbda = torch.tensor(model.lambdas, device=x.device)[levels - 1]
+            else:
+                levels, lmbda = None, cfg.lmbda
             with torch.autocast(d.device.type, dtype=torch.bfloat16, enabled=cuda):
-                coded = step_model(x_in, level) if level else step_model(x_in)
+                if rt:
+                    coded = step_model(x_in, levels, train_intra=cfg.stage != "inter")
+                else:
+                    coded = step_model(x_in, int(levels[0])) if levels is not None else step_model(x_in)
+                    if levels is not None:
+                        lmbda = lmbda[0]
                 losses = rd_loss(coded, x, cfg, lmbda)
             optimizer.zero_grad(set_to_none=True)
             step += 1
@@ -341,32 +454,41 @@ def train(cfg: TrainConfig, resume: bool = False) -> Optional[Path]:
             for k, v in (("loss", losses["loss"].item()), ("bpp", losses["bpp"].item()),
                          ("psnr", -10 * math.log10(max(losses["mse"].item(), 1e-10)))):
                 sums[k] += v
+            for name, b, m in zip(sources, losses["bpp_each"].tolist(), losses["mse_each"].tolist()):
+                acc = per_source.setdefault(name, [0.0, 0.0, 0])
+                acc[0] += b
+                acc[1] += -10 * math.log10(max(m, 1e-10))
+                acc[2] += 1
             bar.update(1)
             if step % cfg.log_every == 0 or step == cfg.steps:
                 elapsed = time.time() - t0
                 stats = {k: v / max(1, seen) for k, v in sums.items()}
-                stats.update(lr=lr_at(step, cfg), frames_per_s=seen * cfg.batch_size * d.world / elapsed,
-                             data_wait_fraction=loader.wait_fraction(), skipped=skipped)
+                stats.update(lr=optimizer.param_groups[0]["lr"], frames_per_s=seen * cfg.batch_size * d.world / elapsed,
+                             steps_per_s=seen / elapsed, data_wait_fraction=loader.wait_fraction(), skipped=skipped)
                 logger.scalars(step, stats, "train")
+                for name, (b, p, n) in per_source.items():
+                    logger.scalars(step, {"bpp": b / n, "psnr": p / n, "samples": n}, f"source/{name}")
                 bar.set_postfix(loss=f"{stats['loss']:.3f}", bpp=f"{stats['bpp']:.3f}", psnr=f"{stats['psnr']:.2f}")
                 if d.main:
                     bar.write(f"step {step}/{cfg.steps}  loss {stats['loss']:.4f}  bpp {stats['bpp']:.4f}  "
-                              f"psnr {stats['psnr']:.2f}  lr {stats['lr']:.2e}  "
+                              f"psnr {stats['psnr']:.2f}  lr {stats['lr']:.2e}  {stats['steps_per_s']:.2f} steps/s  "
                               f"{stats['frames_per_s']:.0f} crops/s  data wait {stats['data_wait_fraction']:.1%}",
                               file=sys.stderr)
-                sums, seen, t0 = dict.fromkeys(sums, 0.0), 0, time.time()
+                sums, seen, t0, per_source = dict.fromkeys(sums, 0.0), 0, time.time(), {}
             if d.main and (step % cfg.val_every == 0 or step == cfg.steps):
                 val = validate(model, val_frames, d, logger, step)
-                lmbda = model.lambdas[model.default_quality - 1] if model.levels else cfg.lmbda
-                cost = lmbda * 255**2 * val["mse"] + val["bpp"]
+                q = model.default_quality
+                lmbda_val = model.lambdas[q - 1] if model.levels else cfg.lmbda
+                cost = lmbda_val * 255**2 * val["mse"] + val["bpp"]
                 if cost < best:
                     best = cost
                     save_checkpoint(best_path, model, optimizer, step, cfg, rng, best)
-            if d.main and (step % cfg.save_every == 0 or step == cfg.steps):
-                save_checkpoint(last, model, optimizer, step, cfg, rng, best)
+            if d.main and (step % cfg.save_every == 0 or time.time() - last_save > 60 * cfg.save_minutes):
+                save_all()
+                last_save = time.time()
     except KeyboardInterrupt:
         if d.main:
-            save_checkpoint(last, model, optimizer, step, cfg, rng, best)
+            save_all()
             print(f"\ninterrupted: saved step {step} to {last} (continue with --resume)", file=sys.stderr)
         raise
     finally:
@@ -375,16 +497,43 @@ def train(cfg: TrainConfig, resume: bool = False) -> Optional[Path]:
     distributed.barrier(d)
     result = None
     if d.main:
+        if step > start_step and step % cfg.val_every:
+            val = validate(model, val_frames, d, logger, step)
+        save_all()
         model.eval()
         model.update()
-        save_model(model, out / "model.safetensors", {"lmbda": cfg.lmbda, "steps": step})
+        meta = {"steps": step, "data": " ".join(cfg.data), "stage": cfg.stage if rt else ""}
+        if not model.levels:
+            meta["lmbda"] = cfg.lmbda
+        save_model(model, out / "model.safetensors", meta)
         hparams = {k: v for k, v in dataclasses.asdict(cfg).items() if isinstance(v, (int, float, str, bool))}
         logger.close(hparams, {"hparam/val_bpp": val.get("bpp", float("nan")),
                                "hparam/val_psnr": val.get("psnr", float("nan"))})
+        record_slice(out, cfg, start_step, step, time.time() - started, d.device, val)
         print(f"wrote {out / 'model.safetensors'}", file=sys.stderr)
         result = out / "model.safetensors"
     distributed.shutdown(d)
     return result
+
+
+def check_resume_keys(saved: dict, cfg: TrainConfig, where: Path) -> None:
+    for key in RESUME_KEYS:
+        old, new = saved.get(key), getattr(cfg, key)
+        if key in saved and (tuple(old) if isinstance(old, list) else old) != new:
+            raise OvalError(f"cannot resume {where}: --{key.replace('_', '-')} {new} differs from the run's {old}")
+
+
+def record_slice(out: Path, cfg: TrainConfig, start_step: int, end_step: int, seconds: float,
+                 device: torch.device, val: dict) -> None:
+    """One line per training slice in RUN_DIR/slices.jsonl: what the model card and its plot use."""
+    import datetime
+    line = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "stage": cfg.stage, "start_step": start_step, "end_step": end_step,
+            "wall_hours": round(seconds / 3600, 4), "machine": machine_name(device), "device": device.type,
+            "data": " ".join(cfg.data), "frames": cfg.frames, "crop": list(cfg.crop), "batch_size": cfg.batch_size,
+            "val_bpp": val.get("bpp"), "val_psnr": val.get("psnr")}
+    with open(out / "slices.jsonl", "a") as f:
+        f.write(json.dumps(line) + "\n")
 
 
 def main(argv=None) -> int:

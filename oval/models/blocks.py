@@ -90,3 +90,31 @@ def macs_per_pixel(module: nn.Module, height: int = 256, width: int = 256, *inpu
         for h in handles:
             h.remove()
     return total[0] / (height * width)
+
+
+STRIPE_ROWS = 32  # rows of the 1/8 grid (256 pixel rows) per stripe in coding: bounds peak memory
+
+
+def striped(fn, inputs: list, scales: list, halo: int, rows: int = STRIPE_ROWS):
+    """fn(*inputs) computed in horizontal stripes of `rows` rows of the 1/8 grid, each stripe with
+    `halo` rows of context on both sides (at least the receptive-field radius of fn, so every kept
+    row sees exactly what it would in one pass). Peak memory then follows the stripe, not the frame.
+
+    inputs: tensors (or None); scales[i]: rows of inputs[i] per grid row (8 for pixels, 1 for
+    1/8-resolution tensors). fn returns a tensor or a tuple of them, each with a whole number of
+    rows per grid row. Frames of one stripe or less run in one pass."""
+    grid = next(t.shape[-2] // s for t, s in zip(inputs, scales) if t is not None)
+    if grid <= rows + 2 * halo:
+        return fn(*inputs)
+    outputs = None
+    for r0 in range(0, grid, rows):
+        r1 = min(grid, r0 + rows)
+        a, b = max(0, r0 - halo), min(grid, r1 + halo)
+        part = fn(*(None if t is None else t[..., a * s:b * s, :] for t, s in zip(inputs, scales)))
+        parts = part if isinstance(part, tuple) else (part,)
+        if outputs is None:  # preallocated: no second full-size copy from a concatenation
+            outputs = [p.new_empty(*p.shape[:-2], p.shape[-2] // (b - a) * grid, p.shape[-1]) for p in parts]
+        for out, p in zip(outputs, parts):
+            k = p.shape[-2] // (b - a)
+            out[..., r0 * k:r1 * k, :] = p[..., (r0 - a) * k:(r1 - a) * k, :]
+    return tuple(outputs) if isinstance(part, tuple) else outputs[0]

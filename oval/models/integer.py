@@ -109,12 +109,17 @@ class IntConv2d(nn.Module):
     def exact(self, a: torch.Tensor) -> torch.Tensor:
         """Coding form: a (B, C, H, W) float64 integers on the ACT_FRAC grid -> integers."""
         b, _, h, w = a.shape
-        cols = a.reshape(b, self.in_ch, h * w) if self.kernel == 1 else F.unfold(a, self.kernel, padding=self.kernel // 2)
         weight = self.w_int.to(torch.float64)
-        if self.depthwise:  # each channel its own k*k taps: a sum of k*k exact products
-            taps = self.kernel * self.kernel
-            acc = (cols.view(b, self.in_ch, taps, h * w) * weight[:, :, None]).sum(2)
+        if self.depthwise:  # each channel its own k*k taps: k*k exact products summed in place
+            k, r = self.kernel, self.kernel // 2
+            padded = F.pad(a, (r, r, r, r))
+            acc = torch.zeros_like(a)
+            for tap in range(k * k):
+                dy, dx = divmod(tap, k)
+                acc += padded[:, :, dy:dy + h, dx:dx + w] * weight[:, tap].view(1, -1, 1, 1)
+            acc = acc.view(b, self.out_ch, h * w)
         else:
+            cols = a.reshape(b, self.in_ch, h * w) if self.kernel == 1 else F.unfold(a, self.kernel, padding=self.kernel // 2)
             acc = torch.matmul(weight, cols)
         acc = acc + self.b_int.to(torch.float64)[:, None]
         out = exact_floor_div_pow2(acc, self.shift)

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from oval.models.blocks import DepthConvBlock, LevelScale, shuffle, unshuffle
+from oval.models.blocks import DepthConvBlock, LevelScale, shuffle, striped, unshuffle
 from oval.models.hyperprior import MEAN_FRAC, LatentPrior
 from oval.models.registry import register_model
 
@@ -193,16 +193,29 @@ class RTModel(nn.Module):
     def _level(self, level: int) -> torch.Tensor:
         return torch.tensor([level - 1], device=self.coding_device)
 
+    # Coding runs the transforms in stripes (oval.models.blocks.striped): the halo is each one's
+    # receptive-field radius on the 1/8 grid, one row per depthwise 3x3.
+    def _analyse(self, x: torch.Tensor, q: torch.Tensor, context=None) -> torch.Tensor:
+        g_a = self.g_a_intra if context is None else self.g_a_inter
+        return striped(lambda xs, cs: g_a(xs, q, cs), [x, context], [8, 1], self.config.encoder_blocks)
+
+    def _synthesise(self, y: torch.Tensor, q: torch.Tensor, context=None):
+        g_s = self.g_s_intra if context is None else self.g_s_inter
+        return striped(lambda ys, cs: g_s(ys, q, cs), [y, context], [1, 1], self.config.decoder_blocks)
+
+    def _context(self, reference: Reference) -> torch.Tensor:
+        return striped(self.context, [reference.feature], [1], 1)
+
     @torch.no_grad()
     def compress_frame(self, x: torch.Tensor, level: int, reference: Optional[Reference]) -> bytes:
         """x (1, 3, H, W), H and W multiples of the stride -> payload (an I-frame without a
         reference). The codec gets the picture and the next reference from decompress_frame."""
         q = self._level(level)
         if reference is None:
-            y = self.g_a_intra(x, q) * self._gain(q, True)
+            y = self._analyse(x, q) * self._gain(q, True)
             return self.prior_intra.compress(y)[0]
-        context = self.context(reference.feature)
-        y = self.g_a_inter(x, q, context) * self._gain(q, False)
+        context = self._context(reference)
+        y = self._analyse(x, q, context) * self._gain(q, False)
         return self.prior_inter.compress(y, reference.latent16)[0]
 
     @torch.no_grad()
@@ -211,12 +224,12 @@ class RTModel(nn.Module):
         q, device = self._level(level), self.coding_device
         if reference is None:
             y16 = self.prior_intra.decompress(payload, shape, device=device)
-            context, synthesis = None, self.g_s_intra
+            context = None
         else:
             y16 = self.prior_inter.decompress(payload, shape, reference.latent16, device=device)
-            context, synthesis = self.context(reference.feature), self.g_s_inter
+            context = self._context(reference)
         y_hat = (y16 / 2**MEAN_FRAC).float()
-        x_hat, feature = synthesis(y_hat * self._gain(q, reference is None, inverse=True), q, context)
+        x_hat, feature = self._synthesise(y_hat * self._gain(q, reference is None, inverse=True), q, context)
         return x_hat.clamp_(0, 1), Reference(feature, y16)
 
     def update_parameters(self) -> list:

@@ -38,8 +38,8 @@ def fingerprint(model: torch.nn.Module) -> bytes:
     """16 bytes of SHA-256 over every tensor's name, dtype, shape and little-endian bytes."""
     h = hashlib.sha256(model.arch.encode())
     for name, tensor in sorted(model.state_dict().items()):
-        t = tensor.detach().cpu().contiguous()
-        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        t = tensor.detach().cpu().contiguous().reshape(-1)  # flat: any memory format gives the same bytes
+        h.update(f"{name}|{t.dtype}|{tuple(tensor.shape)}|".encode())
         h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
     return h.digest()[:16]
 
@@ -104,18 +104,37 @@ def resolve_model_path(spec: str) -> Path:
         return default_weights_path()
     path = Path(spec)
     if path.is_dir():
-        for candidate in ("model.safetensors", "checkpoints/best.pt", "checkpoints/last.pt"):
+        for candidate in ("model.safetensors", "checkpoints/best.pt", "checkpoints/last.pt", "state/state.json"):
             if (path / candidate).is_file():
                 return path / candidate
-        raise OvalError(f"no model found in directory {path} (expected model.safetensors or checkpoints/)")
+        raise OvalError(f"no model found in directory {path} (expected model.safetensors, checkpoints/ or state/)")
     if not path.is_file():
         raise OvalError(f"model file not found: {path}")
     return path
 
 
+def _load_run_state(path: Path):
+    """A training run's compact state (state/state.json beside its weight shards)."""
+    import json
+    from oval import checkpoint
+    try:
+        meta = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise OvalError(f"cannot read {path}: {e}") from None
+    model = build_model(meta.get("arch", ""), meta.get("model_config", {}))
+    checkpoint.load_weights(path.parent.parent, model)
+    return meta["arch"], model, {"steps": str(meta.get("step", ""))}
+
+
 def load_model(spec: str = "default", device: str | torch.device = "cpu") -> torch.nn.Module:
     """Loads a model ready to code: eval mode, entropy tables present, `.fingerprint` set."""
     path = resolve_model_path(spec)
+    if path.name == "state.json":
+        arch, model, meta = _load_run_state(path)
+        model.update()
+        model.fingerprint = fingerprint(model)
+        model.source_path, model.metadata = str(path.parent.parent), meta
+        return model.to(device).eval()
     if path.suffix == ".safetensors":
         arch, config, state, meta = _load_safetensors(path)
     else:

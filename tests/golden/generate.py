@@ -28,6 +28,8 @@ STREAMS = {
     "video_bt601_q2_gop3": ("tiny_video_bt601", 2, 3, 4, (32, 48)),
     "video_bt709_q5_gop2": ("tiny_video_bt709", 5, 2, 3, (32, 48)),
     "video_q3_gop4_memory": ("tiny_video_memory", 3, 4, 5, (48, 64)),
+    "rt_q3_gop3": ("tiny_rt", 3, 3, 5, (48, 64)),
+    "rt_q10_gop0_odd": ("tiny_rt", 10, 0, 4, (45, 71)),
     "default": ("default", None, None, 4, (144, 176)),  # its default quality and intra period
 }
 
@@ -38,6 +40,7 @@ MODELS = {
     "tiny_video_bt601": ("oval-video", {"N": 8, "M": 8, "C": 8, "colour_space": "ycbcr-bt601"}, 3),
     "tiny_video_bt709": ("oval-video", {"N": 8, "M": 8, "C": 8, "colour_space": "ycbcr-bt709"}, 4),
     "tiny_video_memory": ("oval-video", {"N": 8, "M": 8, "C": 8, "memory": True}, 5),
+    "tiny_rt": ("oval-rt", {"C": 16, "M": 16, "Z": 8, "P": 16}, 6),
 }
 
 
@@ -50,22 +53,20 @@ def model_path(name: str) -> str:
 
 
 def decode_hashes(stream: Path, model) -> list:
-    """MD5 of every decoded frame, decoded on one thread: the float transforms' rounding can change
-    with the thread count (a pixel by 1; latents never), and a golden hash must not."""
+    """MD5 of every decoded frame, with the coding math the CLI sets (oval.device.set_coding_math:
+    the same frames at any thread count)."""
     from oval import codec
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with open(stream, "rb") as f:
-            reader = codec.open_stream(f)
-            decoder = codec.Decoder(model, reader.header)
-            return [frame_md5(decoder.decode(packet)) for packet in reader]
-    finally:
-        torch.set_num_threads(threads)
+    from oval.device import set_coding_math
+    set_coding_math()
+    with open(stream, "rb") as f:
+        reader = codec.open_stream(f)
+        decoder = codec.Decoder(model, reader.header)
+        return [frame_md5(decoder.decode(packet)) for packet in reader]
 
 
 def main() -> int:
     from oval import bitstream, codec
+    from oval.device import set_coding_math
     from oval.io import read_frames
     from oval.models.store import build_model, load_model, save_model
     from oval.samples import sample_path
@@ -75,6 +76,7 @@ def main() -> int:
         model = build_model(arch, config).eval()
         model.update()
         save_model(model, HERE / f"{name}.safetensors")
+    set_coding_math()
     source = read_frames(str(sample_path("carphone")), 6)
     expected = {"format_version": bitstream.FORMAT_VERSION, "streams": {}}
     for name, (model_name, quality, period, n, (h, w)) in STREAMS.items():
