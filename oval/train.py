@@ -369,6 +369,9 @@ def train(cfg: TrainConfig, resume: bool = False) -> Optional[Path]:
     torch.manual_seed(cfg.seed + d.rank)
     rng = random.Random(cfg.seed)
     model = build_model(cfg.arch, model_config(cfg))
+    if model.levels and cfg.lmbda != TrainConfig(data=[], out="").lmbda:
+        raise OvalError(f"--lmbda does not apply to {cfg.arch}: it trains each of its {model.levels} quality "
+                        f"levels at its own λ ({', '.join(f'{x:g}' for x in model.lambdas)})")
     if cfg.init and not resume:
         print(f"initialised {init_from(model, cfg.init)} tensors from {cfg.init}", file=sys.stderr)
     if cfg.backbone_weights and not resume:

@@ -17,6 +17,12 @@ def carphone():
     return str(sample_path("carphone"))
 
 
+@pytest.fixture(scope="session")
+def carphone_frames(carphone):
+    from oval.io import read_frames
+    return read_frames(carphone, 8)
+
+
 def write_clip(path, frames, fps=25):
     h, w = frames[0].shape[:2]
     writer = VideoWriter(path, w, h, fps)

