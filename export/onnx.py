@@ -93,11 +93,92 @@ def _parity(model, out: Path, frames: list) -> dict:
     return worst
 
 
+def _export_graph(module, inputs: tuple, path: Path, names_in: tuple, names_out: tuple, opset: int) -> None:
+    """One named graph of a model that declares several (oval-rt): 4-D tensors get dynamic batch,
+    height and width; the level index a dynamic batch."""
+    axes = {}
+    for name, t in zip(names_in, inputs):
+        axes[name] = {0: "batch", 2: "height", 3: "width"} if t.dim() == 4 else {0: "batch"}
+    for name in names_out:
+        axes[name] = {0: "batch", 2: "out_height", 3: "out_width"}
+    tmp = path.with_name(path.name + ".part")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, inputs, str(tmp), input_names=list(names_in), output_names=list(names_out),
+                          dynamic_axes=axes, opset_version=opset, do_constant_folding=True, dynamo=False)
+    os.replace(tmp, path)
+
+
+def graph_runner(path: Path, device: torch.device, names_in: tuple):
+    """A callable running one exported graph in ONNX Runtime on torch tensors."""
+    sess = session(path, device)
+
+    def run(*inputs):
+        feed = {n: t.detach().to("cpu").contiguous().numpy() for n, t in zip(names_in, inputs)}
+        outs = [torch.from_numpy(o).to(device) for o in sess.run(None, feed)]
+        return outs[0] if len(outs) == 1 else tuple(outs)
+
+    return run
+
+
+def _graph_inputs(model, frame: np.ndarray) -> dict:
+    """Real inputs for every graph of a multi-graph model, from one frame."""
+    from oval.kernels import frames_to_tensor
+    from oval.models.factorized import pad_to_stride
+    x = pad_to_stride(frames_to_tensor(torch.from_numpy(frame)), model.stride)
+    q = torch.tensor([model.default_quality - 1])
+    with torch.no_grad():
+        y = torch.round(model.g_a_intra(x, q))
+        _, feature = model.g_s_intra(y, q)
+        context = model.context(feature)
+    return {"g_a_intra": (x, q), "g_s_intra": (y, q), "g_a_inter": (x, q, context), "g_s_inter": (y, q, context),
+            "context": (feature,)}
+
+
+def _export_graphs(model, out: Path, frames: list, opset: int, profile: SizeProfile) -> dict:
+    onnx, ort = _require_onnx()
+    graphs, parity = {}, {}
+    for name, (module, example, names_in, names_out) in model.graphs().items():
+        _export_graph(module, example, out / f"{name}.onnx", names_in, names_out, opset)
+        try:
+            onnx.checker.check_model(onnx.load(str(out / f"{name}.onnx")), full_check=True)
+        except onnx.checker.ValidationError as e:
+            raise OvalError(f"{name}.onnx failed the ONNX checker: {str(e).splitlines()[0]}") from None
+        graphs[name] = {"file": f"{name}.onnx", "inputs": list(names_in), "outputs": list(names_out)}
+    for frame in frames:
+        inputs = _graph_inputs(model, frame)
+        for name, entry in graphs.items():
+            run = graph_runner(out / entry["file"], torch.device("cpu"), tuple(entry["inputs"]))
+            with torch.no_grad():
+                ref = model.run_graph(name, *inputs[name])
+            got = run(*inputs[name])
+            ref, got = (ref if isinstance(ref, tuple) else (ref,)), (got if isinstance(got, tuple) else (got,))
+            diff = max(float((a - b).abs().max()) for a, b in zip(ref, got))
+            parity[f"{name}_max_abs_diff"] = max(parity.get(f"{name}_max_abs_diff", 0.0), diff)
+    from safetensors.torch import save_file
+    integer = {k: v.cpu().contiguous() for k, v in model.state_dict().items()
+               if k.rsplit(".", 1)[-1] in ("w_int", "b_int", "shift") or ".table_" in k}
+    save_file(integer, str(out / "entropy.safetensors"),
+              metadata={"fingerprint": model.fingerprint.hex(), "table_bits": "16"})
+    manifest = {"format": MANIFEST_FORMAT, "version": MANIFEST_VERSION, "arch": model.arch,
+                "config": dataclasses.asdict(model.config), "fingerprint": model.fingerprint.hex(),
+                "stride": model.stride, "opset": opset, "graphs": graphs, "tables": "entropy.safetensors",
+                # The integer prior (table choice) stays in torch: exact integer arithmetic in float64.
+                "latent_networks": "torch (integer prior)",
+                "profile": {k: list(v) for k, v in dataclasses.asdict(profile).items()},
+                "versions": {"torch": torch.__version__, "onnx": onnx.__version__, "onnxruntime": ort.__version__},
+                "parity": parity}
+    write_manifest(out, manifest)
+    return manifest
+
+
 def export_onnx(model, out: Path, frames: list, opset: int = 17, profile: SizeProfile = SizeProfile()) -> dict:
     """Writes the graphs, tables and manifest into `out`; returns the manifest."""
     onnx, ort = _require_onnx()
     out.mkdir(parents=True, exist_ok=True)
     model = model.to("cpu").eval()
+    if hasattr(model, "graphs"):
+        return _export_graphs(model, out, frames, opset, profile)
     M = model.config.M
     _export(model.g_a, torch.rand(1, 3, 64, 64), out / "encoder.onnx", ("x", "y"), opset)
     _export(model.g_s, torch.zeros(1, M, 4, 4), out / "decoder.onnx", ("y_hat", "x_hat"), opset)

@@ -84,10 +84,27 @@ def _tensorrt_model(model, device: torch.device):
                         trt_export.Engine(engines / "decoder.plan", "y_hat", "x_hat", device), "tensorrt")
 
 
+def _graph_runtime(model, device: torch.device, backend: str):
+    """A multi-graph model (oval-rt) whose float transforms run in ONNX Runtime."""
+    from oval.export.onnx import graph_runner, read_manifest
+    if backend != "onnxruntime":
+        raise OvalError(f"--backend {backend} is not built for {model.arch} yet (its transforms take several "
+                        "inputs); use --backend onnxruntime or torch")
+    out = ensure_export(model)
+    graphs = read_manifest(out)["graphs"]
+    runners = {name: graph_runner(out / g["file"], device, tuple(g["inputs"])) for name, g in graphs.items()}
+    runtime = copy.copy(model)
+    object.__setattr__(runtime, "run_graph", lambda name, *inputs: runners[name](*inputs))
+    object.__setattr__(runtime, "backend", backend)
+    return runtime
+
+
 def load(backend: str, model, device: torch.device):
     """The model itself for torch; the model over exported graphs for the others."""
     if backend == "torch":
         return model
+    if backend in ("onnxruntime", "tensorrt") and hasattr(model, "graphs"):
+        return _graph_runtime(model, device, backend)
     if backend == "onnxruntime":
         out = ensure_export(model)
         return runtime_model(model, _ort_transform(out / "encoder.onnx", device),

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.nn import functional as F
 
 from oval.errors import OvalError
+from oval.losses import rd_loss
 
 
 def parse_args(argv=None):
@@ -57,6 +57,8 @@ def parse_args(argv=None):
 
 def encoder_parameters(model) -> list:
     """What only the encoder uses: changing these leaves every decoded frame decodable as before."""
+    if hasattr(model, "encoder_parameters"):
+        return model.encoder_parameters()
     modules = [model.g_a] + ([model.encoder_adapter] if model.temporal else [])
     return [p for m in modules for p in m.parameters()]
 
@@ -126,9 +128,7 @@ class Adapter:
         self.model.train()  # noisy quantisation for the rate term
         out = self.model(x, self.level) if self.model.temporal else self.model(x)
         self.model.eval()
-        pixels = x[..., 0, :, :].numel()
-        bpp = -sum(torch.log2(lik).sum() for lik in out["likelihoods"].values()) / pixels
-        loss = self.lmbda * 255**2 * F.mse_loss(out["x_hat"], x) + bpp
+        loss = rd_loss(out, x, self.lmbda, self.model.colour_space)["loss"]
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()  # the graph ends here: nothing is kept across frames
         torch.nn.utils.clip_grad_norm_(self.params, 1.0)

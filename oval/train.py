@@ -24,7 +24,6 @@ from typing import Optional
 
 import numpy as np
 import torch
-from torch.nn import functional as F
 
 from oval import checkpoint, distributed
 from oval.data import PrefetchLoader, usable_files, video_files
@@ -32,6 +31,7 @@ from oval.device import pick_device
 from oval.errors import OvalError
 from oval.io import read_frames
 from oval.kernels import frames_to_tensor
+from oval.losses import rd_loss
 from oval.models.store import build_model, save_model
 
 # Fields that define what is being trained: a resumed run must keep them.
@@ -168,30 +168,6 @@ def make_loader(cfg: TrainConfig, files: list, d: distributed.Dist):
             return dali_loader.DaliLoader(shard, cfg.crop, cfg.batch_size, d.device, seed=cfg.seed + d.rank)
     return PrefetchLoader(shard, cfg.crop, cfg.batch_size, cfg.max_frames, workers=cfg.workers,
                           seed=cfg.seed + d.rank, clip_length=cfg.frames)
-
-
-def rd_loss(out: dict, x: torch.Tensor, cfg: TrainConfig, lmbda) -> dict:
-    """x: (B, 3, H, W), or (B, T, 3, H, W) clips for a temporal model; bpp is per pixel of every
-    frame. lmbda: a number, or one per sample (B,). Also returns per-sample bpp and MSE."""
-    b = x.shape[0]
-    pixels = x[0, ..., 0, :, :].numel()
-    bits = sum(torch.log2(lik.float()).reshape(b, -1).sum(1) for lik in out["likelihoods"].values())
-    bpp = -bits / pixels
-    x_hat = out["x_hat"].float()
-    if cfg.colour_space != "rgb":  # distortion is always measured on RGB, as evaluation does
-        from oval.kernels import from_model_space
-        x_hat = from_model_space(x_hat.flatten(0, -4), cfg.colour_space).view_as(x_hat)
-        x = from_model_space(x.flatten(0, -4), cfg.colour_space).view_as(x)
-    mse = ((x_hat - x) ** 2).reshape(b, -1).mean(1)
-    if cfg.distortion == "ms-ssim":
-        from pytorch_msssim import ms_ssim
-        per_image = ms_ssim(x_hat.flatten(0, -4).clamp(0, 1), x.flatten(0, -4), data_range=1.0, win_size=7,
-                            size_average=False)
-        distortion = 1 - per_image.view(b, -1).mean(1)
-    else:
-        distortion = 255**2 * mse
-    loss = (torch.as_tensor(lmbda, device=x.device) * distortion + bpp).mean()
-    return {"loss": loss, "bpp": bpp.mean(), "mse": mse.mean(), "bpp_each": bpp.detach(), "mse_each": mse.detach()}
 
 
 def model_config(cfg: TrainConfig) -> dict:
@@ -444,7 +420,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> Optional[Path]:
                     coded = step_model(x_in, int(levels[0])) if levels is not None else step_model(x_in)
                     if levels is not None:
                         lmbda = lmbda[0]
-                losses = rd_loss(coded, x, cfg, lmbda)
+                losses = rd_loss(coded, x, lmbda, cfg.colour_space, cfg.distortion)
             optimizer.zero_grad(set_to_none=True)
             step += 1
             if not distributed.all_finite(losses["loss"].detach(), d):

@@ -70,3 +70,14 @@ def tiny_video_model_path(tmp_path_factory):
     path = tmp_path_factory.mktemp("models") / "tiny_video.safetensors"
     save_model(model, path)
     return str(path)
+
+
+@pytest.fixture(scope="session")
+def tiny_rt_model_path(tmp_path_factory):
+    """A small untrained oval-rt (integer prior, ten quality levels), tables built."""
+    torch.manual_seed(0)
+    model = build_model("oval-rt", {"C": 16, "M": 16, "Z": 8, "P": 16}).eval()
+    model.update()
+    path = tmp_path_factory.mktemp("models") / "tiny_rt.safetensors"
+    save_model(model, path)
+    return str(path)

@@ -60,3 +60,12 @@ def test_unreadable_source(tmp_path, capsys):
     rc = online_main(["--source", str(tmp_path / "none.mp4"), "-o", str(tmp_path / "s.oval")])
     assert rc == 1 and "input not found" in capsys.readouterr().err
     assert not (tmp_path / "s.oval").exists()
+
+
+def test_rt_model_adapts_with_decoder_updates(odd_clip, tiny_rt_model_path, tmp_path, capsys):
+    stats = run(["--source", odd_clip, "--model", tiny_rt_model_path, "-o", tmp_path / "s.oval", "--adapt", "full",
+                 "--update-every", "2", "--steps-per-frame", "2", "--lr", "1e-2", "--quality", "7"], capsys)
+    assert stats["frames"] == 4 and stats["update_bytes"] > 0
+    assert decode_main([str(tmp_path / "s.oval"), "-o", str(tmp_path / "d.mkv"), "--model", tiny_rt_model_path,
+                        "--quiet"]) == 0
+    assert len(read_frames(str(tmp_path / "d.mkv"))) == 4

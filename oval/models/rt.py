@@ -193,18 +193,38 @@ class RTModel(nn.Module):
     def _level(self, level: int) -> torch.Tensor:
         return torch.tensor([level - 1], device=self.coding_device)
 
+    # --- the float transforms as named graphs: export writes them, runtimes replace run_graph ---
+
+    def graphs(self) -> dict:
+        """name -> (module, example inputs, input names, output names)."""
+        C, M = self.config.C, self.config.M
+        x, q = torch.rand(1, 3, 64, 64), torch.tensor([0])
+        y, f = torch.zeros(1, M, 8, 8), torch.zeros(1, C, 8, 8)
+        return {"g_a_intra": (self.g_a_intra, (x, q), ("x", "level"), ("y",)),
+                "g_s_intra": (self.g_s_intra, (y, q), ("y_hat", "level"), ("x_hat", "feature")),
+                "g_a_inter": (self.g_a_inter, (x, q, f), ("x", "level", "context"), ("y",)),
+                "g_s_inter": (self.g_s_inter, (y, q, f), ("y_hat", "level", "context"), ("x_hat", "feature")),
+                "context": (self.context, (f,), ("feature",), ("context",))}
+
+    def run_graph(self, name: str, *inputs):
+        return getattr(self, name)(*inputs)
+
     # Coding runs the transforms in stripes (oval.models.blocks.striped): the halo is each one's
     # receptive-field radius on the 1/8 grid, one row per depthwise 3x3.
     def _analyse(self, x: torch.Tensor, q: torch.Tensor, context=None) -> torch.Tensor:
-        g_a = self.g_a_intra if context is None else self.g_a_inter
-        return striped(lambda xs, cs: g_a(xs, q, cs), [x, context], [8, 1], self.config.encoder_blocks)
+        if context is None:
+            return striped(lambda xs: self.run_graph("g_a_intra", xs, q), [x], [8], self.config.encoder_blocks)
+        return striped(lambda xs, cs: self.run_graph("g_a_inter", xs, q, cs), [x, context], [8, 1],
+                       self.config.encoder_blocks)
 
     def _synthesise(self, y: torch.Tensor, q: torch.Tensor, context=None):
-        g_s = self.g_s_intra if context is None else self.g_s_inter
-        return striped(lambda ys, cs: g_s(ys, q, cs), [y, context], [1, 1], self.config.decoder_blocks)
+        if context is None:
+            return striped(lambda ys: self.run_graph("g_s_intra", ys, q), [y], [1], self.config.decoder_blocks)
+        return striped(lambda ys, cs: self.run_graph("g_s_inter", ys, q, cs), [y, context], [1, 1],
+                       self.config.decoder_blocks)
 
     def _context(self, reference: Reference) -> torch.Tensor:
-        return striped(self.context, [reference.feature], [1], 1)
+        return striped(lambda f: self.run_graph("context", f), [reference.feature], [1], 1)
 
     @torch.no_grad()
     def compress_frame(self, x: torch.Tensor, level: int, reference: Optional[Reference]) -> bytes:
@@ -231,6 +251,12 @@ class RTModel(nn.Module):
         y_hat = (y16 / 2**MEAN_FRAC).float()
         x_hat, feature = self._synthesise(y_hat * self._gain(q, reference is None, inverse=True), q, context)
         return x_hat.clamp_(0, 1), Reference(feature, y16)
+
+    def encoder_parameters(self) -> list:
+        """What only the encoder uses (online adaptation may change it; every stream stays decodable):
+        the analysis transforms and the hyper-analysis networks."""
+        modules = (self.g_a_intra, self.g_a_inter, self.prior_intra.h_a, self.prior_inter.h_a)
+        return [p for m in modules for p in m.parameters()]
 
     def update_parameters(self) -> list:
         """Parameters a MODEL_UPDATE may change: the synthesis heads' biases shape pixels only
