@@ -19,7 +19,7 @@ from oval.device import pick_device
 from oval.export import runtimes
 from oval.io import read_frames
 from oval.models.store import load_model
-from oval.samples import CLIPS, sample_path
+from oval.samples import resolve
 
 
 def encode(model, frames, device):
@@ -59,7 +59,7 @@ def main(argv=None) -> int:
     p.add_argument("--json", metavar="PATH")
     args = p.parse_args(argv)
     device = pick_device(args.device)
-    path = str(sample_path(args.clip)) if args.clip in CLIPS else args.clip
+    path = resolve(args.clip)
     frames = read_frames(path, args.frames)
     base = load_model(args.model, device)
     names = args.backends.split(",")

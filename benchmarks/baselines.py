@@ -7,7 +7,7 @@ CLIP is a video path or a sample name (bikes, bigbuckbunny, carphone). OVAL's ra
 files; x264's is the sum of its packets (libx264 through PyAV, preset medium, 4:2:0, its default
 GOP, so it predicts from earlier frames while this OVAL model codes every frame alone). PSNR is RGB,
 8-bit, averaged over frames, for all three. JPEG and x264 are swept over their quality settings and
-interpolated (linearly in bpp) to OVAL's bpp, and the other way round to OVAL's PSNR.
+interpolated (linearly in log-rate, rd.curve_value) to OVAL's bpp, and the other way round to OVAL's PSNR.
 """
 import argparse
 import io
@@ -22,14 +22,15 @@ from oval import codec
 from oval.device import pick_device
 from oval.io import VideoReader
 from oval.models.store import load_model
-from oval.samples import CLIPS, sample_path
+from oval.samples import resolve
+from rd import curve_value  # benchmarks/rd.py, beside this script: one interpolation for both
 
 JPEG_QUALITIES = (1, 2, 3, 5, 7, 10, 15, 20, 25, 30, 40, 50, 60, 70, 80, 90, 95)
 X264_CRFS = (12, 18, 23, 28, 33, 38, 43, 48, 51)
 
 
 def read_clip(clip: str, n: int):
-    path = str(sample_path(clip)) if clip in CLIPS else clip
+    path = resolve(clip)
     with VideoReader(path, n) as reader:
         return list(reader), reader.info
 
@@ -85,15 +86,6 @@ def x264_curve(frames, fps) -> list[dict]:
     return curve
 
 
-def interpolate(curve, key_from, key_to, value):
-    """Piecewise-linear curve[key_to] at curve[key_from] == value; None outside the swept range."""
-    pts = sorted((p[key_from], p[key_to]) for p in curve)
-    xs, ys = [p[0] for p in pts], [p[1] for p in pts]
-    if not xs[0] <= value <= xs[-1]:
-        return None
-    return float(np.interp(value, xs, ys))
-
-
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("clips", nargs="+", metavar="CLIP")
@@ -111,8 +103,8 @@ def main(argv=None) -> int:
         point = oval_point(model, frames, info, device)
         row = {"clip": clip, "size": f"{info.width}x{info.height}", "frames": len(frames), "oval": point}
         for name, curve in (("jpeg", jpeg_curve(frames)), ("x264", x264_curve(frames, info.fps))):
-            row[name] = {"psnr_at_oval_bpp": interpolate(curve, "bpp", "psnr", point["bpp"]),
-                         "bpp_at_oval_psnr": interpolate(curve, "psnr", "bpp", point["psnr"]),
+            row[name] = {"psnr_at_oval_bpp": curve_value(curve, "bpp", "psnr", point["bpp"]),
+                         "bpp_at_oval_psnr": curve_value(curve, "psnr", "bpp", point["psnr"]),
                          "curve": curve}
         rows.append(row)
     print("| clip | size | frames | OVAL bpp | OVAL PSNR | JPEG PSNR at that bpp | JPEG bpp for that PSNR "

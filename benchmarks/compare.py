@@ -2,9 +2,10 @@
 
     python benchmarks/compare.py BASE MODEL [MODEL ...] [--clips carphone,bikes] [--frames N] [--gop N] [--json PATH]
 
-Every model codes the same frames at every quality level it has, with intra period --gop; the
-BD-rate (pchip, PSNR RGB) of each MODEL against BASE is printed per clip: negative means MODEL
-needs fewer bits for the same quality.
+Every model codes the same frames at every quality level it has (or --qualities), with intra period
+--gop; the BD-rate (pchip, PSNR RGB) of each MODEL against BASE is printed per clip and averaged
+over the clips: negative means MODEL needs fewer bits for the same quality. A model named twice is
+coded twice (entries are kept by position, and the base's own BD-rate is computed, not assumed).
 """
 import argparse
 import json
@@ -15,7 +16,7 @@ from pathlib import Path
 import torch
 
 from oval.io import VideoReader
-from oval.samples import CLIPS, sample_path
+from oval.samples import resolve
 from rd import bd_rate, oval_curve  # benchmarks/rd.py, beside this script
 
 
@@ -25,29 +26,36 @@ def main(argv=None) -> int:
     p.add_argument("--clips", default="carphone")
     p.add_argument("--frames", type=int, default=30)
     p.add_argument("--gop", type=int, default=32)
+    p.add_argument("--qualities", default="", help="comma-separated quality levels (default: all each model has)")
     p.add_argument("--json", metavar="PATH")
     args = p.parse_args(argv)
     if len(args.models) < 2:
         raise SystemExit("compare needs a base model and at least one other")
-    report = {}
+    qualities = [int(q) for q in args.qualities.split(",") if q]
+    report = {"models": args.models, "gop": args.gop, "frames": args.frames, "clips": {}}
     with tempfile.TemporaryDirectory() as tmp:
         for clip in args.clips.split(","):
-            path = str(sample_path(clip)) if clip in CLIPS else clip
-            with VideoReader(path, args.frames) as reader:
+            with VideoReader(resolve(clip), args.frames) as reader:
                 frames, fps = list(reader), float(reader.info.fps)
-            curves = {m: oval_curve([m], [], frames, fps, torch.device("cpu"), Path(tmp), args.gop)
-                      for m in args.models}
-            base = curves[args.models[0]]
-            report[Path(clip).stem] = {m: {"points": [{k: v for k, v in pt.items() if k != "psnr_per_frame"}
-                                                      for pt in c],
-                                           "bd_rate_vs_base": bd_rate(base, c)[0] if m != args.models[0] else 0.0}
-                                       for m, c in curves.items()}
-    for clip, models in report.items():
+            curves = [oval_curve([m], qualities, frames, fps, torch.device("cpu"), Path(tmp), args.gop)
+                      for m in args.models]
+            report["clips"][Path(clip).stem] = [
+                {"model": m, "points": [{k: v for k, v in pt.items() if k != "psnr_per_frame"} for pt in c],
+                 "bd_rate_vs_base": bd_rate(curves[0], c)[0]} for m, c in zip(args.models, curves)]
+    report["mean_bd_rate_vs_base"] = []
+    for i, m in enumerate(args.models):
+        values = [entries[i]["bd_rate_vs_base"] for entries in report["clips"].values()]
+        known = [v for v in values if v is not None]
+        report["mean_bd_rate_vs_base"].append(sum(known) / len(known) if len(known) == len(values) else None)
+    for clip, entries in report["clips"].items():
         print(f"\n{clip}, {args.frames} frames, intra period {args.gop}; BD-rate against {args.models[0]}:")
-        for m, r in models.items():
-            v = r["bd_rate_vs_base"]
-            pts = ", ".join(f"{pt['bpp']:.3f}/{pt['psnr']:.2f}" for pt in r["points"])
-            print(f"  {m}: {'n/a' if v is None else f'{v:+.1f}%'}   (bpp/dB: {pts})")
+        for e in entries:
+            v = e["bd_rate_vs_base"]
+            pts = ", ".join(f"{pt['bpp']:.3f}/{pt['psnr']:.2f}" for pt in e["points"])
+            print(f"  {e['model']}: {'n/a' if v is None else f'{v:+.1f}%'}   (bpp/dB: {pts})")
+    print(f"\nmean over {len(report['clips'])} clips:")
+    for m, v in zip(args.models, report["mean_bd_rate_vs_base"]):
+        print(f"  {m}: {'n/a (a clip without overlap)' if v is None else f'{v:+.1f}%'}")
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=1))
     return 0

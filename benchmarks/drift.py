@@ -19,7 +19,7 @@ import torch
 from oval import codec
 from oval.io import read_frames
 from oval.models.store import load_model
-from oval.samples import CLIPS, sample_path
+from oval.samples import resolve
 
 
 def per_frame(model, frames: list, quality, intra_period: int) -> dict:
@@ -47,7 +47,7 @@ def main(argv=None) -> int:
     model = load_model(args.model)
     if not model.temporal:
         raise SystemExit(f"model {model.arch} has no P-frames: nothing can drift")
-    path = str(sample_path(args.clip)) if args.clip in CLIPS else args.clip
+    path = resolve(args.clip)
     frames = read_frames(path, args.frames)
     result = {"clip": Path(args.clip).stem, "frames": len(frames), "model": model.source_path,
               "quality": args.quality or model.default_quality,

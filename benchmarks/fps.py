@@ -31,7 +31,7 @@ from oval.kernels import frames_to_tensor, tensor_to_frames
 from oval.models.factorized import pad_to_stride
 from oval.models.store import load_model
 from oval.models.video import Reference
-from oval.samples import CLIPS, sample_path
+from oval.samples import resolve
 
 SIZES = {"240p": (240, 426), "360p": (360, 640), "480p": (480, 854), "720p": (720, 1280), "1080p": (1080, 1920),
          "2160p": (2160, 3840)}
@@ -63,7 +63,7 @@ class Timer:
 
 
 def scaled_frames(clip: str, n: int, size: tuple) -> list:
-    path = str(sample_path(clip)) if clip in CLIPS else clip
+    path = resolve(clip)
     frames = read_frames(path, n)
     h, w = size
     out = []

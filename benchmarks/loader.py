@@ -16,7 +16,7 @@ import torch
 from oval.device import pick_device
 from oval.kernels import frames_to_tensor
 from oval.models.store import build_model
-from oval.samples import CLIPS, sample_path
+from oval.samples import resolve
 
 
 def make_loader(kind, files, crop, batch, device):
@@ -43,7 +43,7 @@ def main(argv=None) -> int:
     p.add_argument("--json", metavar="PATH")
     args = p.parse_args(argv)
     device = pick_device(args.device)
-    files = [sample_path(c) if c in CLIPS else Path(c) for c in args.clips]
+    files = [Path(resolve(c)) for c in args.clips]
 
     # 1. The loader alone, after its warm-up (shuffle buffer filled).
     loader = make_loader(args.loader, files, args.crop, args.batch_size, device)

@@ -37,9 +37,9 @@ def main(argv=None) -> int:
 def _frames(clip: str, n: int) -> list:
     from oval.export.runtimes import _probe_frame
     from oval.io import read_frames
-    from oval.samples import CLIPS, sample_path
+    from oval.samples import resolve
     try:
-        path = str(sample_path(clip)) if clip in CLIPS else clip
+        path = resolve(clip)
         return read_frames(path, n)
     except OvalError as e:
         print(f"note: {e}; checking on a synthetic frame instead", file=sys.stderr)

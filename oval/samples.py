@@ -24,6 +24,11 @@ def sample_path(name: str) -> Path:
     return path
 
 
+def resolve(clip: str) -> str:
+    """A sample's name (bikes, carphone...) to its path; anything else is taken as a path."""
+    return str(sample_path(clip)) if clip in CLIPS else clip
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 1:

@@ -15,6 +15,15 @@ def script(name):
     return module
 
 
+def test_curve_value_interpolates_in_log_rate(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    from rd import curve_value
+    curve = [{"bpp": 0.1, "psnr": 30.0}, {"bpp": 0.4, "psnr": 36.0}]
+    assert curve_value(curve, "psnr", "bpp", 33.0) == pytest.approx(0.2)  # the geometric mean
+    assert curve_value(curve, "bpp", "psnr", 0.2) == pytest.approx(33.0)
+    assert curve_value(curve, "psnr", "bpp", 40.0) is None
+
+
 def test_fps_json_has_the_keys(tiny_model_path, tmp_path, capsys):
     out = tmp_path / "fps.json"
     assert script("fps").main(["--model", tiny_model_path, "--sizes", "240p", "--frames", "2", "--clip", "carphone",
@@ -26,8 +35,9 @@ def test_fps_json_has_the_keys(tiny_model_path, tmp_path, capsys):
     assert "| 240p |" in capsys.readouterr().out
 
 
-def test_baselines_writes_table_json_and_plot(tiny_model_path, tmp_path, capsys):
+def test_baselines_writes_table_json_and_plot(tiny_model_path, tmp_path, capsys, monkeypatch):
     pytest.importorskip("matplotlib")
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
     assert script("baselines").main(["carphone", "--model", tiny_model_path, "--frames", "2",
                                      "--json", str(tmp_path / "b.json"), "--plot", str(tmp_path / "b.png")]) == 0
     row = json.loads((tmp_path / "b.json").read_text())["rows"][0]
@@ -57,11 +67,30 @@ def test_drift_compares_one_gop_with_all_intra(tiny_video_model_path, tmp_path, 
     assert "one_gop:" in capsys.readouterr().out
 
 
-def test_compare_reports_bd_rate_against_the_base(tiny_video_model_path, tmp_path, capsys, monkeypatch):
+def test_compare_reports_bd_rate_against_the_base(tmp_path, capsys, monkeypatch):
+    """Two different trained models: the first-generation video model, and the same model with
+    coarser quantisation at every level (a known change: fewer bits, less quality, a different
+    curve), plus the base named twice."""
     monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    import torch
+
+    from oval.models.store import load_model, save_model
+    base = str(ROOT / "oval" / "weights" / "video-2026-11-25.safetensors")
+    other = load_model(base)
+    with torch.no_grad():
+        other.log_gain.sub_(0.4)
+        other.log_inverse_gain.add_(0.4)
+    save_model(other, tmp_path / "coarser.safetensors")
     out = tmp_path / "cmp.json"
-    assert script("compare").main([tiny_video_model_path, tiny_video_model_path, "--frames", "2", "--gop", "2",
-                                   "--json", str(out)]) == 0
-    report = json.loads(out.read_text())["carphone"][tiny_video_model_path]
-    assert len(report["points"]) == 6 and report["bd_rate_vs_base"] == 0.0
+    models = [base, str(tmp_path / "coarser.safetensors"), base]
+    assert script("compare").main([*models, "--frames", "2", "--gop", "2", "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    entries = report["clips"]["carphone"]
+    assert [e["model"] for e in entries] == models and all(len(e["points"]) == 6 for e in entries)
+    assert entries[0]["bd_rate_vs_base"] == pytest.approx(0.0, abs=1e-6)
+    assert entries[2]["bd_rate_vs_base"] == pytest.approx(0.0, abs=1e-6)
+    coarser = entries[1]
+    assert coarser["points"][0]["bpp"] < entries[0]["points"][0]["bpp"]
+    assert coarser["bd_rate_vs_base"] is not None and abs(coarser["bd_rate_vs_base"]) > 0.1
+    assert len(report["mean_bd_rate_vs_base"]) == 3
     assert "BD-rate against" in capsys.readouterr().out

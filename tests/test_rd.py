@@ -33,7 +33,10 @@ def test_rd_writes_plot_and_numbers(tmp_path, capsys):
     out = tmp_path / "out"
     assert load_rd().main(["carphone", "--out", str(out), "--frames", "3", "--codecs", "x264,svtav1",
                            "--gop", "3"]) == 0
-    result = json.loads((out / "rd.json").read_text())["carphone"]
+    report = json.loads((out / "rd.json").read_text())
+    result = report["clips"]["carphone"]
+    assert report["summary"]["x264"]["clips"] == 1
+    assert "x264_crf22_psnr" in result["top_level_vs_x264_crf22"]
     # The default model: one point per quality level, with P-frames and all intra.
     assert len(result["oval"]) == len(result["oval_intra"]) == 6 and len(result["codecs"]["x264"]) == 6
     for point in result["codecs"]["svtav1"] + result["oval"] + result["oval_intra"]:
