@@ -14,9 +14,9 @@ from oval.errors import OvalError
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m oval.export", description=__doc__.splitlines()[3])
-    p.add_argument("model", metavar="CHECKPOINT|RUN_DIR|default")
+    p.add_argument("model", metavar="CHECKPOINT|RUN_DIR|default", help="the model to export")
     p.add_argument("--out", required=True, help="output directory")
-    p.add_argument("--opset", type=int, default=17)
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset version")
     p.add_argument("--tensorrt", action="store_true", help="also build TensorRT engines (needs tensorrt + a GPU)")
     precision = p.add_mutually_exclusive_group()
     precision.add_argument("--fp16", action="store_true", help="TensorRT engines in fp16")
@@ -25,7 +25,7 @@ def main(argv=None) -> int:
     p.add_argument("--opt-size", default="1280x720", help="frame size to optimise for, WxH")
     p.add_argument("--max-size", default="3840x2160", help="largest frame, WxH")
     p.add_argument("--clip", default="bikes", help="video (or sample name) whose frames check the graphs")
-    p.add_argument("--frames", type=int, default=3)
+    p.add_argument("--frames", type=int, default=3, help="frames of --clip used for the parity check")
     args = p.parse_args(argv)
     try:
         return run(args)

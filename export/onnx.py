@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from oval.errors import OvalError
+from oval.files import atomic_output
 
 MANIFEST_FORMAT = "oval-export"
 MANIFEST_VERSION = 1
@@ -158,8 +159,8 @@ def _export_graphs(model, out: Path, frames: list, opset: int, profile: SizeProf
     from safetensors.torch import save_file
     integer = {k: v.cpu().contiguous() for k, v in model.state_dict().items()
                if k.rsplit(".", 1)[-1] in ("w_int", "b_int", "shift") or ".table_" in k}
-    save_file(integer, str(out / "entropy.safetensors"),
-              metadata={"fingerprint": model.fingerprint.hex(), "table_bits": "16"})
+    with atomic_output(out / "entropy.safetensors") as tmp:
+        save_file(integer, str(tmp), metadata={"fingerprint": model.fingerprint.hex(), "table_bits": "16"})
     manifest = {"format": MANIFEST_FORMAT, "version": MANIFEST_VERSION, "arch": model.arch,
                 "config": dataclasses.asdict(model.config), "fingerprint": model.fingerprint.hex(),
                 "stride": model.stride, "opset": opset, "graphs": graphs, "tables": "entropy.safetensors",
@@ -189,8 +190,8 @@ def export_onnx(model, out: Path, frames: list, opset: int = 17, profile: SizePr
             raise OvalError(f"{name} failed the ONNX checker: {str(e).splitlines()[0]}") from None
     from safetensors.torch import save_file
     tables = {k: v.cpu().contiguous() for k, v in model.state_dict().items() if ".table_" in k}
-    save_file(tables, str(out / "entropy.safetensors"),
-              metadata={"fingerprint": model.fingerprint.hex(), "table_bits": "16"})
+    with atomic_output(out / "entropy.safetensors") as tmp:
+        save_file(tables, str(tmp), metadata={"fingerprint": model.fingerprint.hex(), "table_bits": "16"})
     manifest = {"format": MANIFEST_FORMAT, "version": MANIFEST_VERSION, "arch": model.arch,
                 "config": dataclasses.asdict(model.config), "fingerprint": model.fingerprint.hex(),
                 "stride": model.stride, "opset": opset,

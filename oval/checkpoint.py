@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from oval.errors import OvalError
+from oval.files import atomic_output
 
 SHARD_BYTES = 12 * 2**20
 STATE_DIR = "state"
@@ -39,8 +40,8 @@ def _write_shards(tensors: dict, folder: Path, stem: str) -> list:
     names = []
     for i, shard in enumerate(shards):
         path = folder / f"{stem}-{i:02d}.safetensors"
-        save_file(shard, str(path.with_name(path.name + ".part")))
-        os.replace(path.with_name(path.name + ".part"), path)
+        with atomic_output(path) as tmp:
+            save_file(shard, str(tmp))
         names.append(path.name)
     return names
 

@@ -7,15 +7,27 @@ import sys
 import time
 from pathlib import Path
 
-from oval.errors import OvalError, out_of_memory
+from oval.errors import OvalError, UsageError, out_of_memory
 
 BACKENDS = ("torch", "onnxruntime", "tensorrt")  # oval.export.runtimes.BACKENDS, without importing it
 
 
+EPILOG = """exit status: 0 success, 1 an error (one line on stderr), 2 bad arguments, 130 interrupted.
+Outputs are written under a temporary name (.NAME.part.EXT) and renamed when complete. A stream
+with damaged or missing frames decodes every intact frame into NAME.partial.EXT and exits 1."""
+
+
+def _version() -> str:
+    from oval import __version__
+    return f"%(prog)s {__version__}"
+
+
 def _common_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--version", action="version", version=_version(), help="print the version and exit")
     p.add_argument("--model", default="default",
                    help="'default' (shipped), a .safetensors model, a .pt checkpoint or a training run directory")
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
+                   help="where the transforms run: CUDA when present (auto), or as asked")
     p.add_argument("--backend", default="torch", choices=BACKENDS,
                    help="runtime for the transforms; onnxruntime and tensorrt export the model once into "
                         "~/.cache/oval (or $OVAL_CACHE)")
@@ -57,7 +69,7 @@ def _run(fn, prog: str, argv) -> int:
         return fn(argv)
     except OvalError as e:
         print(f"{prog}: error: {e}", file=sys.stderr)
-        return 1
+        return 2 if isinstance(e, UsageError) else 1
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130
@@ -83,26 +95,28 @@ def _load(args, device, fingerprint: bytes | None = None):
 # --- oval-encode ----------------------------------------------------------------------------
 
 def _encode(argv) -> int:
-    p = argparse.ArgumentParser(prog="oval-encode", description="Compress a video into an .oval stream.")
+    p = argparse.ArgumentParser(prog="oval-encode", description="Compress a video into an .oval stream.",
+                                epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("input", metavar="INPUT", help="anything ffmpeg reads: a file, /dev/video0, an rtsp/http URL")
-    p.add_argument("-o", "--output", required=True, metavar="OUT.oval")
+    p.add_argument("-o", "--output", required=True, metavar="OUT.oval", help="the stream to write")
     p.add_argument("--quality", type=int, default=None, metavar="Q",
-                   help="quality level: 1..6 for the shipped model, rate and quality rise with Q (default 4); "
+                   help="quality level: 1..10 for the shipped model, rate and quality rise with Q (default 6); "
                         "single-rate models have only 0")
     p.add_argument("--intra-period", type=int, default=None, metavar="N",
                    help="an I-frame every N frames: 1 all intra, 0 only the first "
                         "(default 32 for temporal models, 1 for intra-only ones)")
     p.add_argument("--recon", metavar="RECON_VIDEO",
                    help="also write the decoded frames (.mkv lossless, .mp4, .y4m)")
-    p.add_argument("--max-frames", type=int, default=None, metavar="N")
+    p.add_argument("--max-frames", type=int, default=None, metavar="N", help="stop after N frames")
     _common_args(p)
     args = p.parse_args(argv)
 
     from oval import codec, io
     from oval.device import pick_device, set_coding_math
+    from oval.files import atomic_output
 
     if args.max_frames is not None and args.max_frames < 1:
-        raise OvalError("--max-frames must be at least 1")
+        raise UsageError("--max-frames must be at least 1")
     out = Path(args.output)
     io.check_output_dir(out)
     if args.recon:
@@ -111,11 +125,16 @@ def _encode(argv) -> int:
     set_coding_math()
     reader = io.VideoReader(args.input, args.max_frames)
     model = _load(args, device)
+    try:  # values that depend on the model: still bad arguments (exit 2)
+        codec.check_quality(model, model.default_quality if args.quality is None else args.quality)
+        codec.intra_period_for(model, args.intra_period)
+    except ValueError as e:
+        reader.close()
+        raise UsageError(str(e)) from None
     info = reader.info
-    tmp = io.partial_path(out)
     recon = None
     try:
-        with open(tmp, "wb") as sink:
+        with atomic_output(out) as tmp, open(tmp, "wb") as sink:
             try:
                 encoder = codec.Encoder(model, sink, info.width, info.height, info.fps, info.frame_count,
                                         device, args.quality, args.intra_period)
@@ -147,9 +166,7 @@ def _encode(argv) -> int:
             encoder.close()
         if recon:
             recon.close()
-        os.replace(tmp, out)
     except BaseException:
-        tmp.unlink(missing_ok=True)
         if recon:
             recon.abort()
         raise
@@ -173,8 +190,9 @@ def _encode(argv) -> int:
 # --- oval-decode ----------------------------------------------------------------------------
 
 def _decode(argv) -> int:
-    p = argparse.ArgumentParser(prog="oval-decode", description="Decode an .oval stream into a video.")
-    p.add_argument("input", metavar="IN.oval")
+    p = argparse.ArgumentParser(prog="oval-decode", description="Decode an .oval stream into a video.",
+                                epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("input", metavar="IN.oval", help="the stream to decode")
     p.add_argument("-o", "--output", required=True, metavar="OUT_VIDEO",
                    help="output video; the extension picks the format (.mkv lossless, .mp4, .y4m)")
     p.add_argument("--max-pixels", type=int, default=None,

@@ -48,6 +48,16 @@ def check_quality(model, quality: int) -> None:
         raise ValueError(f"--quality must be 1..{model.levels} for model {model.arch}, not {quality}")
 
 
+def intra_period_for(model, intra_period: Optional[int]) -> int:
+    """The intra period asked for, or the model's default; ValueError if the model cannot do it."""
+    if intra_period is None:
+        return DEFAULT_INTRA_PERIOD if model.temporal else 1
+    if intra_period < 0 or (intra_period != 1 and not model.temporal):
+        raise ValueError(f"--intra-period {intra_period}: model {model.arch} codes intra frames only (1)"
+                         if intra_period >= 0 else "--intra-period must be 0 or more")
+    return intra_period
+
+
 class Decoder:
     """Decodes frame packets of one stream with a model whose fingerprint matches the header.
 
@@ -130,11 +140,7 @@ class Encoder:
         fps = Fraction(fps).limit_denominator(1001000)
         quality = model.default_quality if quality is None else quality
         check_quality(model, quality)
-        if intra_period is None:
-            intra_period = DEFAULT_INTRA_PERIOD if model.temporal else 1
-        if intra_period < 0 or (intra_period != 1 and not model.temporal):
-            raise ValueError(f"--intra-period {intra_period}: model {model.arch} codes intra frames only (1)"
-                             if intra_period >= 0 else "--intra-period must be 0 or more")
+        intra_period = intra_period_for(model, intra_period)
         self.header = StreamHeader(model_arch=model.arch, model_fingerprint=model.fingerprint,
                                    width=width, height=height, fps_num=fps.numerator,
                                    fps_den=fps.denominator, frame_count=frame_count, quality=quality,

@@ -59,10 +59,11 @@ def usable_files(files: list[Path], crop) -> list[Path]:
             print(f"warning: skipping {f}: {e}", file=sys.stderr)
             continue
         if not fits((h, w), crop):
-            raise OvalError(f"crop {ch}x{cw} (HxW) is larger than {f} ({w}x{h})")
+            print(f"warning: skipping {f}: {w}x{h} is smaller than the crop {ch}x{cw} (HxW)", file=sys.stderr)
+            continue
         usable.append(f)
     if not usable:
-        raise OvalError("none of the --data videos could be read")
+        raise OvalError(f"none of the --data videos could be read at crop {ch}x{cw} (HxW)")
     return usable
 
 

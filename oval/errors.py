@@ -5,6 +5,10 @@ class OvalError(Exception):
     """A problem with the user's input or environment, explained in one line."""
 
 
+class UsageError(OvalError):
+    """A bad argument value found after parsing (it depends on the model): exit status 2."""
+
+
 def out_of_memory(error: BaseException) -> bool:
     """MemoryError, torch's OutOfMemoryError, or an allocator's "can't allocate memory"."""
     if isinstance(error, MemoryError):

@@ -11,6 +11,7 @@ from typing import Iterator, Optional
 import numpy as np
 
 from oval.errors import OvalError
+from oval.files import partial_path
 
 WRITE_FORMATS = {".mp4": "H.264 (libx264)", ".mkv": "FFV1, lossless RGB", ".y4m": "raw YUV 4:4:4"}
 
@@ -24,7 +25,11 @@ def _av():
 
 
 def _first_line(error: Exception) -> str:
-    return (str(error).strip().splitlines() or [type(error).__name__])[0]
+    """The message of a PyAV/ffmpeg error without its raw errno and repeated path."""
+    import re
+    line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+    line = re.sub(r"^\[Errno -?\d+\] ", "", line)
+    return re.sub(r": '[^']*'$", "", line)
 
 
 @dataclasses.dataclass
@@ -106,11 +111,6 @@ def read_frames(source: str, max_frames: Optional[int] = None) -> list[np.ndarra
         return [np.asarray(Image.open(f).convert("RGB")) for f in files]
     with VideoReader(source, max_frames) as reader:
         return list(reader)
-
-
-def partial_path(path: Path) -> Path:
-    """Temporary name in the same directory (so the final rename is atomic), same extension."""
-    return path.with_name(f".{path.stem}.part{path.suffix}")
 
 
 class VideoWriter:

@@ -20,14 +20,15 @@ import numpy as np
 import torch
 
 from oval.errors import OvalError
+from oval.files import atomic_output
 from oval.losses import rd_loss
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(prog="python -m oval.online", description=__doc__.splitlines()[0])
     p.add_argument("--source", required=True, help="a file, /dev/video0, or an rtsp/http/udp URL")
-    p.add_argument("--model", default="default")
-    p.add_argument("-o", "--output", required=True, metavar="OUT.oval")
+    p.add_argument("--model", default="default", help="'default', a model file, checkpoint or run directory")
+    p.add_argument("-o", "--output", required=True, metavar="OUT.oval", help="the stream to write")
     p.add_argument("--preview", metavar="VIDEO", help="side-by-side video of source and reconstruction")
     p.add_argument("--adapt", default="encoder", choices=("encoder", "full", "none"),
                    help="what learns: the encoder (stock decoder reads the stream as is), full (the decoder's "
@@ -36,22 +37,22 @@ def parse_args(argv=None):
                    help="--adapt full: send the decoder's weight changes every N frames")
     p.add_argument("--update-step", type=int, default=8, metavar="K",
                    help="--adapt full: weight updates are quantised to steps of 2^-K")
-    p.add_argument("--steps-per-frame", type=int, default=2)
+    p.add_argument("--steps-per-frame", type=int, default=2, help="adaptation steps between two frames")
     p.add_argument("--window", type=int, default=4, help="recent frames the adaptation steps sample from")
     p.add_argument("--crop", type=int, default=256, help="adaptation crop size (whole frame when smaller)")
-    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--lr", type=float, default=1e-4, help="learning rate of the adaptation (Adam)")
     p.add_argument("--lmbda", type=float, default=None,
                    help="rate-distortion trade-off (default: the model's, at --quality)")
     p.add_argument("--quality", type=int, default=None, metavar="Q", help="quality level, as oval-encode")
     p.add_argument("--intra-period", type=int, default=None, metavar="N", help="as oval-encode")
     p.add_argument("--realtime", action="store_true", help="skip adaptation steps (never frames) to keep up")
-    p.add_argument("--max-frames", type=int, default=None)
+    p.add_argument("--max-frames", type=int, default=None, help="stop after N frames")
     p.add_argument("--logdir", help="TensorBoard directory")
     p.add_argument("--save-model", metavar="PATH", help="write the adapted model (.safetensors) at the end")
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    p.add_argument("--json", action="store_true")
-    p.add_argument("--quiet", action="store_true")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where the model runs")
+    p.add_argument("--json", action="store_true", help="print one JSON summary object on stdout, last")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or summary on stderr")
+    p.add_argument("--seed", type=int, default=0, help="random seed of the adaptation's crops")
     return p.parse_args(argv)
 
 
@@ -179,12 +180,14 @@ def run(args) -> dict:
     if args.logdir:
         from torch.utils.tensorboard import SummaryWriter
         tb = SummaryWriter(args.logdir)
-    tmp = io.partial_path(out)
     preview = None
     stats = {"psnr": [], "bytes": [], "steps": [], "loss": [], "update_bytes": []}
     start = time.perf_counter()
+    from tqdm import tqdm
+    bar = tqdm(total=info.frame_count or None, desc="online", unit="frame", file=sys.stderr,
+               disable=args.quiet, dynamic_ncols=True, leave=False, mininterval=0.5)
     try:
-        with open(tmp, "wb") as sink:
+        with atomic_output(out) as tmp, open(tmp, "wb") as sink:
             try:
                 encoder = codec.Encoder(model, sink, info.width, info.height, info.fps, info.frame_count,
                                         device, level, args.intra_period)
@@ -210,6 +213,8 @@ def run(args) -> dict:
                             taken += 1
                     stats["steps"].append(taken)
                     stats["loss"] += losses
+                    bar.update(1)
+                    bar.set_postfix(bpp=f"{8 * result.bytes / (info.width * info.height):.3f}", psnr=f"{quality:.2f}")
                     update = adapter.pending_update(args.update_step) if (
                         adapter and (i + 1) % args.update_every == 0) else None
                     if update is not None:
@@ -239,13 +244,12 @@ def run(args) -> dict:
             encoder.close()
         if preview:
             preview.close()
-        tmp.replace(out)
     except BaseException:
-        tmp.unlink(missing_ok=True)
         if preview:
             preview.abort()
         raise
     finally:
+        bar.close()
         reader.close()
         if tb:
             tb.close()

@@ -216,7 +216,7 @@ def write_plot(results: list[dict], out: Path) -> None:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m oval.sweep", description=__doc__.splitlines()[2])
-    p.add_argument("config", metavar="CONFIG.yaml")
+    p.add_argument("config", metavar="CONFIG.yaml", help="base arguments and the grid to sweep (YAML)")
     p.add_argument("--out", required=True, help="sweep directory")
     p.add_argument("--jobs", type=int, default=1, help="points trained at once")
     p.add_argument("--dry-run", action="store_true", help="print the training commands and stop")

@@ -44,7 +44,7 @@ def test_round_trip_decodes_to_recon_frames(clip, frames, tmp_path, capsys, requ
     source = read_frames(src, frames)
     assert len(recon) == len(dec0) == frames
     assert recon[0].shape == source[0].shape
-    assert all(np.array_equal(a, b) and np.array_equal(a, c) for a, b, c in zip(recon, dec0, dec1))
+    assert all(np.array_equal(a, b) and np.array_equal(a, c) for a, b, c in zip(recon, dec0, dec1, strict=True))
 
 
 def test_odd_size_is_restored(odd_clip, tiny_model_path, tmp_path, capsys):
@@ -54,7 +54,7 @@ def test_odd_size_is_restored(odd_clip, tiny_model_path, tmp_path, capsys):
     rc, _, err = run(decode_main, [tmp_path / "s.oval", "-o", tmp_path / "d.mkv", "--model", tiny_model_path], capsys)
     assert rc == 0, err
     dec, rec = read_frames(str(tmp_path / "d.mkv")), read_frames(str(tmp_path / "r.mkv"))
-    assert dec[0].shape == (45, 71, 3) and all(np.array_equal(a, b) for a, b in zip(dec, rec))
+    assert dec[0].shape == (45, 71, 3) and all(np.array_equal(a, b) for a, b in zip(dec, rec, strict=True))
 
 
 def assert_one_line_error(rc, err, pattern):
@@ -126,10 +126,22 @@ def test_not_a_stream(tmp_path, capsys, bikes):
     assert_one_line_error(rc, err, "not an .oval stream")
 
 
-def test_unavailable_quality(bikes, tmp_path, capsys):
-    rc, _, err = run(encode_main, [bikes, "-o", tmp_path / "s.oval", "--quality", "7", "--max-frames", "1"], capsys)
-    assert_one_line_error(rc, err, "--quality must be 1..6")
+def test_unavailable_quality_is_a_bad_argument(bikes, tmp_path, capsys):
+    rc, _, err = run(encode_main, [bikes, "-o", tmp_path / "s.oval", "--quality", "99", "--max-frames", "1",
+                                   "--model", "oval/weights/video-2026-11-25.safetensors"], capsys)
+    assert rc == 2 and len(err.strip().splitlines()) == 1 and "--quality must be 1..6" in err
     assert not (tmp_path / "s.oval").exists()
+
+
+def test_version_and_help_name_exit_codes(capsys):
+    from oval import __version__
+    with pytest.raises(SystemExit) as e:
+        encode_main(["--version"])
+    assert e.value.code == 0 and __version__ in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        decode_main(["--help"])
+    out = capsys.readouterr().out
+    assert "exit status" in out and ".partial" in out
 
 
 class _LiveSource:

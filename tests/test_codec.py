@@ -36,7 +36,7 @@ def test_decoder_output_equals_encoder_recon(tiny):
     reader = codec.open_stream(io.BytesIO(sink.getvalue()))
     decoder = codec.Decoder(tiny, reader.header)
     decoded = [decoder.decode(p) for p in reader]
-    assert all(np.array_equal(a, b) for a, b in zip(recons, decoded))
+    assert all(np.array_equal(a, b) for a, b in zip(recons, decoded, strict=True))
     assert decoded[0].shape == (30, 50, 3)
 
 

@@ -61,7 +61,7 @@ def test_random_bit_flips_are_caught_or_confined(stream, tmp_path, capsys):
             continue
         partial = read_frames(str(partial_path))
         before = hit if hit is not None else len(clean)
-        assert all(np.array_equal(a, b) for a, b in zip(partial[:before], clean[:before]))
+        assert all(np.array_equal(a, b) for a, b in zip(partial[:before], clean[:before], strict=True))
         if hit is not None and len(partial) == len(clean):  # length intact: later GOPs untouched
             next_intra = (hit // period + 1) * period
             assert all(np.array_equal(partial[i], clean[i]) for i in range(len(clean)) if not hit <= i < next_intra)

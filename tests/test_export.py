@@ -60,15 +60,15 @@ def test_streams_decode_across_backends(streams, carphone, encoder, decoder, tmp
     source = read_frames(carphone, 3)
     run(decode_main, [streams / f"{encoder}.oval", "-o", tmp_path / "x.mkv", "--backend", decoder], capsys)
     run(decode_main, [streams / "torch.oval", "-o", tmp_path / "ref.mkv", "--backend", "torch"], capsys)
-    cross = np.mean([psnr(a, b) for a, b in zip(source, read_frames(str(tmp_path / "x.mkv")))])
-    ref = np.mean([psnr(a, b) for a, b in zip(source, read_frames(str(tmp_path / "ref.mkv")))])
+    cross = np.mean([psnr(a, b) for a, b in zip(source, read_frames(str(tmp_path / "x.mkv")), strict=True)])
+    ref = np.mean([psnr(a, b) for a, b in zip(source, read_frames(str(tmp_path / "ref.mkv")), strict=True)])
     assert abs(cross - ref) < 0.05
 
 
 def test_each_backend_decodes_its_own_recon(streams, tmp_path, capsys):
     run(decode_main, [streams / "onnxruntime.oval", "-o", tmp_path / "d.mkv", "--backend", "onnxruntime"], capsys)
     dec, rec = read_frames(str(tmp_path / "d.mkv")), read_frames(str(streams / "onnxruntime_recon.mkv"))
-    assert all(np.array_equal(a, b) for a, b in zip(dec, rec))
+    assert all(np.array_equal(a, b) for a, b in zip(dec, rec, strict=True))
 
 
 def test_tensorrt_missing_is_one_clear_line(tmp_path, capsys, bikes):

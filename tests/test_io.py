@@ -10,7 +10,7 @@ def test_mkv_is_lossless(tmp_path):
     frames = [np.random.default_rng(i).integers(0, 256, (33, 47, 3), dtype=np.uint8) for i in range(3)]
     path = write_clip(tmp_path / "x.mkv", frames)
     back = read_frames(path)
-    assert len(back) == 3 and all(np.array_equal(a, b) for a, b in zip(frames, back))
+    assert len(back) == 3 and all(np.array_equal(a, b) for a, b in zip(frames, back, strict=True))
 
 
 @pytest.mark.parametrize("ext,size", [(".mp4", (48, 64)), (".mp4", (45, 71)), (".y4m", (45, 71))])

@@ -46,7 +46,7 @@ def test_rd_writes_plot_and_numbers(tmp_path, capsys):
     oval = sorted(result["oval"], key=lambda p: p["quality"])
     assert all(a["bpp"] < b["bpp"] and a["psnr"] < b["psnr"] for a, b in zip(oval, oval[1:]))
     # Two of three frames are P-frames: fewer bits than all intra at every level.
-    assert all(t["bpp"] < i["bpp"] for t, i in zip(result["oval"], result["oval_intra"]))
+    assert all(t["bpp"] < i["bpp"] for t, i in zip(result["oval"], result["oval_intra"], strict=True))
     assert result["bd_rate_temporal_vs_intra"] < 0
     assert isinstance(result["bd_rate"]["x264"], float) and result["bd_rate_note"]["x264"] is None
     assert (out / "rd_carphone.png").stat().st_size > 5000

@@ -156,7 +156,7 @@ def test_frames_and_latents_are_identical_at_1_and_2_threads(carphone_frames):
             for dec_threads in (1, 2):
                 decoded = _decode(model, data, dec_threads)
                 assert len(decoded) == len(recon) == 5
-                assert all(np.array_equal(a, b) for a, b in zip(decoded, recon))
+                assert all(np.array_equal(a, b) for a, b in zip(decoded, recon, strict=True))
     finally:
         torch.set_num_threads(threads)
 
@@ -184,7 +184,7 @@ def test_tall_frames_decode_to_the_encoders_pictures():
     frames = [rng.integers(0, 255, (8 * 80 + 3, 24, 3), dtype=np.uint8) for _ in range(2)]
     data, recon = _encode(model, frames, torch.get_num_threads(), quality=4, intra_period=0)
     decoded = _decode(model, data, torch.get_num_threads())
-    assert len(decoded) == 2 and all(np.array_equal(a, b) for a, b in zip(decoded, recon))
+    assert len(decoded) == 2 and all(np.array_equal(a, b) for a, b in zip(decoded, recon, strict=True))
 
 
 def test_training_forward_draws_a_level_per_sample():
@@ -205,4 +205,4 @@ def test_training_forward_draws_a_level_per_sample():
 def test_options_round_trip(checkerboard, skip, carphone_frames):
     model = tiny_model(9, checkerboard=checkerboard, skip=skip)
     data, recon = _encode(model, carphone_frames[:3], torch.get_num_threads(), quality=2, intra_period=0)
-    assert all(np.array_equal(a, b) for a, b in zip(_decode(model, data, torch.get_num_threads()), recon))
+    assert all(np.array_equal(a, b) for a, b in zip(_decode(model, data, torch.get_num_threads()), recon, strict=True))

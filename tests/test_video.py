@@ -67,10 +67,10 @@ def test_p_frames_follow_the_intra_period_and_decode_exactly(tiny_video):
     assert types == [bs.FrameType.INTRA, bs.FrameType.INTER, bs.FrameType.INTER] * 2 + [bs.FrameType.INTRA]
     header, decoded = decode(tiny_video, data)
     assert header.quality == 2 and header.intra_period == 3
-    for r, d in zip(results, decoded):
+    for r, d in zip(results, decoded, strict=True):
         assert np.array_equal(r.recon, d)
     again = decode(tiny_video, data)[1]
-    assert all(np.array_equal(a, b) for a, b in zip(decoded, again))
+    assert all(np.array_equal(a, b) for a, b in zip(decoded, again, strict=True))
 
 
 def test_quality_levels_are_checked_and_recorded(tiny_video):
@@ -117,7 +117,7 @@ def test_cli_reports_quality_and_refuses_intra_period_for_intra_models(tiny_vide
     stats = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert stats["quality"] == 5 and stats["intra_period"] == codec.DEFAULT_INTRA_PERIOD
     assert encode_main([odd_clip, "-o", str(tmp_path / "f.oval"), "--model", tiny_model_path,
-                        "--intra-period", "8"]) == 1
+                        "--intra-period", "8"]) == 2  # a bad argument for this model
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "codes intra frames only" in err
 
@@ -131,7 +131,7 @@ def test_onnxruntime_backend_decodes_the_torch_stream(tiny_video_model_path, tmp
     data, results = encode(model, frames, intra_period=0)
     ort_model = runtimes.load("onnxruntime", model, torch.device("cpu"))
     _, decoded = decode(ort_model, data)
-    for r, d in zip(results, decoded):
+    for r, d in zip(results, decoded, strict=True):
         assert np.abs(r.recon.astype(int) - d.astype(int)).max() <= 1
 
 
@@ -163,13 +163,13 @@ def test_full_adaptation_sends_decoder_updates_the_stock_decoder_follows(model_f
     decoded = read_frames(str(tmp_path / "d.mkv"))
     encoder_side = [f[15:, f.shape[1] // 2:] for f in read_frames(str(preview))]  # below the text bar
     assert len(decoded) == len(encoder_side) == 4
-    assert all(np.array_equal(a[15:], b) for a, b in zip(decoded, encoder_side))
+    assert all(np.array_equal(a[15:], b) for a, b in zip(decoded, encoder_side, strict=True))
     # The updates matter: a decoder that skipped them would produce other frames.
     model = load_model(model_path)
     reader = codec.open_stream(open(stream, "rb"))
     stale = codec.Decoder(model, reader.header)
     skipped = [stale.decode(i) for i in reader if isinstance(i, bs.FramePacket)]
-    assert any(not np.array_equal(a, b) for a, b in zip(decoded, skipped))
+    assert any(not np.array_equal(a, b) for a, b in zip(decoded, skipped, strict=True))
 
 
 def test_model_update_payloads_are_checked():

@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 
 from oval.errors import OvalError
+from oval.files import atomic_output
 from oval.models.registry import model_class
 
 FORMAT_TAG = "oval-model"
@@ -63,13 +64,8 @@ def save_model(model: torch.nn.Module, path: str | os.PathLike, metadata: dict |
     meta.update({k: str(v) for k, v in (metadata or {}).items()})
     meta["fingerprint"] = fingerprint(model).hex()  # lets a decoder find a shipped model by a stream's id
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    path = Path(path)
-    tmp = path.with_name(path.name + ".part")
-    save_file(tensors, str(tmp), metadata=meta)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # safetensors creates files private to the owner
-    os.replace(tmp, path)
+    with atomic_output(Path(path)) as tmp:
+        save_file(tensors, str(tmp), metadata=meta)
 
 
 def _load_safetensors(path: Path):

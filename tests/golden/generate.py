@@ -88,8 +88,10 @@ def main() -> int:
         encoder.close()
         path = HERE / f"{name}.oval"
         path.write_bytes(sink.getvalue())
-        expected["streams"][name] = {"model": model_name, "fingerprint": model.fingerprint.hex(),
-                                     "frame_types": types, "frame_md5": decode_hashes(path, model)}
+        header = encoder.header
+        expected["streams"][name] = {"model": model_name, "arch": model.arch, "fingerprint": model.fingerprint.hex(),
+                                     "quality": header.quality, "colour_space": header.colour_space.name,
+                                     "size": [w, h], "frame_types": types, "frame_md5": decode_hashes(path, model)}
         print(f"{name}: {len(sink.getvalue())} bytes, {''.join('I' if t == 'INTRA' else 'P' for t in types)}")
     (HERE / "expected.json").write_text(json.dumps(expected, indent=1) + "\n")
     return 0
