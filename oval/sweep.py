@@ -16,7 +16,7 @@ Any argument of oval.train may appear in base or grid: they are passed through a
 training option needs no change here. Each point gets DIR/runs/NAME/ with its training run, its
 stream (val.oval), its reconstruction (val_recon.mkv) and result.json. A failed point is recorded
 and the sweep goes on; a re-run skips points that finished. DIR/summary.csv and summary.md rank
-the points by quality per bit (PSNR / bpp) and mark the Pareto front; DIR/tb holds TensorBoard
+the points by rate-distortion cost at one λ (`rank_lmbda`, default 0.013) and mark the Pareto front; DIR/tb holds TensorBoard
 HParams across runs and DIR/rd.png an RD scatter plot.
 """
 import argparse
@@ -123,7 +123,6 @@ def run_point(config: dict, point: dict, out: Path) -> dict:
     stats = json.loads(proc.stdout.strip().splitlines()[-1])
     result.update(status="ok", bpp=stats["bpp"], psnr=stats["psnr"], encode_fps=stats["encode_fps"],
                   ms_ssim=_ms_ssim(val, run_dir / "val_recon.mkv", frames), seconds=time.time() - start)
-    result["psnr_per_bpp"] = result["psnr"] / result["bpp"]
     return _write(result_path, result)
 
 
@@ -148,19 +147,25 @@ def _write(path: Path, result: dict) -> dict:
     return result
 
 
-def rank(results: list[dict]) -> list[dict]:
+RANK_LMBDA = 0.013  # the trade-off points are ranked at, unless the config's rank_lmbda says otherwise
+
+
+def rank(results: list[dict], lmbda: float = RANK_LMBDA) -> list[dict]:
+    """By rate-distortion cost at one λ, λ·255²·MSE + bpp (lower first): the point a codec at that
+    trade-off would pick. (PSNR per bit would always favour the lowest rate.)"""
     ok = [r for r in results if r["status"] == "ok"]
     for r in ok:  # Pareto: no other point has fewer bits and more quality
         r["pareto"] = not any(o["bpp"] <= r["bpp"] and o["psnr"] >= r["psnr"] and o is not r
                               and (o["bpp"], o["psnr"]) != (r["bpp"], r["psnr"]) for o in ok)
-    ok.sort(key=lambda r: -r["psnr_per_bpp"])
+        r["rd_cost"] = lmbda * 255**2 * 10 ** (-r["psnr"] / 10) + r["bpp"]
+    ok.sort(key=lambda r: r["rd_cost"])
     for i, r in enumerate(ok, 1):
         r["rank"] = i
     return ok + [r for r in results if r["status"] != "ok"]
 
 
-def write_summary(results: list[dict], keys: list, out: Path) -> None:
-    columns = ["rank", "name", "status", *keys, "bpp", "psnr", "ms_ssim", "encode_fps", "psnr_per_bpp", "pareto",
+def write_summary(results: list[dict], keys: list, out: Path, lmbda: float = RANK_LMBDA) -> None:
+    columns = ["rank", "name", "status", *keys, "bpp", "psnr", "ms_ssim", "encode_fps", "rd_cost", "pareto",
                "error", "run_dir"]
     rows = [{c: r.get(c, r["point"].get(c, "")) for c in columns} for r in results]
     with open(out / "summary.csv", "w", newline="") as f:
@@ -175,8 +180,9 @@ def write_summary(results: list[dict], keys: list, out: Path) -> None:
     lines = ["| " + " | ".join(shown) + " |", "|" + "---|" * len(shown)]
     lines += ["| " + " | ".join(fmt(row[c]) for c in shown) + " |" for row in rows]
     failed = [f"- {r['name']}: {r.get('error', '')}" for r in results if r["status"] != "ok"]
-    text = "# Sweep results\n\nRanked by quality per bit (PSNR / bpp); `pareto` marks points no other point beats " \
-           "in both bits and PSNR.\n\n" + "\n".join(lines) + "\n"
+    text = f"# Sweep results\n\nRanked by rate-distortion cost at λ = {lmbda:g}, λ·255²·MSE + bpp (lower first; " \
+           "the config's `rank_lmbda` sets λ); `pareto` marks points no other point beats in both bits and PSNR." \
+           "\n\n" + "\n".join(lines) + "\n"
     if failed:
         text += "\n## Failed\n" + "\n".join(failed) + "\n"
     (out / "summary.md").write_text(text)
@@ -239,8 +245,9 @@ def main(argv=None) -> int:
             state = "skipped (done before)" if r.get("skipped") else r["status"]
             detail = f"{r['bpp']:.4f} bpp, {r['psnr']:.2f} dB" if r["status"] == "ok" else r.get("error", "")
             print(f"  {r['name']}: {state}: {detail}", file=sys.stderr)
-        ranked = rank(results)
-        write_summary(ranked, list((config.get("grid") or {}).keys()), out)
+        lmbda = float(config.get("rank_lmbda", RANK_LMBDA))
+        ranked = rank(results, lmbda)
+        write_summary(ranked, list((config.get("grid") or {}).keys()), out, lmbda)
         write_tensorboard(ranked, out)
         write_plot(ranked, out)
         print(f"wrote {out / 'summary.md'}", file=sys.stderr)

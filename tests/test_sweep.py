@@ -47,9 +47,12 @@ def test_two_point_grid_trains_converts_and_ranks(lmbda_sweep):
         run = out / "runs" / r["name"]
         assert (run / "val.oval").is_file() and (run / "val_recon.mkv").is_file()
         assert float(r["bpp"]) > 0 and float(r["psnr"]) > 0 and float(r["encode_fps"]) > 0
-    ratios = [float(r["psnr_per_bpp"]) for r in rows]
-    assert ratios == sorted(ratios, reverse=True)
-    assert "Ranked by quality per bit" in (out / "summary.md").read_text()
+    costs = [float(r["rd_cost"]) for r in sorted(rows, key=lambda r: int(r["rank"]))]
+    assert costs == sorted(costs)
+    for r in rows:  # the cost is λ·255²·MSE + bpp at the ranking λ (0.013)
+        assert float(r["rd_cost"]) == pytest.approx(0.013 * 255**2 * 10 ** (-float(r["psnr"]) / 10) + float(r["bpp"]),
+                                                    rel=1e-3)
+    assert "Ranked by rate-distortion cost at λ = 0.013" in (out / "summary.md").read_text()
     assert (out / "rd.png").stat().st_size > 1000 and len(list((out / "tb").iterdir())) == 2
 
 
@@ -65,7 +68,7 @@ def test_failed_point_is_recorded_and_the_sweep_goes_on(bikes, tmp_path, capsys)
     results = {r["name"]: r for r in csv.DictReader(open(tmp_path / "out" / "summary.csv"))}
     assert sorted(r["status"] for r in results.values()) == ["failed", "ok"]
     failed = next(r for r in results.values() if r["status"] == "failed")
-    assert "larger than" in failed["error"]
+    assert "could be read at crop 1024x1024" in failed["error"]
     assert json.loads((tmp_path / "out" / "runs" / failed["name"] / "result.json").read_text())["status"] == "failed"
 
 
