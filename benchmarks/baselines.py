@@ -23,7 +23,7 @@ from oval.device import pick_device
 from oval.io import VideoReader
 from oval.models.store import load_model
 from oval.samples import resolve
-from rd import curve_value  # benchmarks/rd.py, beside this script: one interpolation for both
+from rd import curve_value, style_rd_axes  # benchmarks/rd.py, beside this script: one interpolation for both
 
 JPEG_QUALITIES = (1, 2, 3, 5, 7, 10, 15, 20, 25, 30, 40, 50, 60, 70, 80, 90, 95)
 X264_CRFS = (12, 18, 23, 28, 33, 38, 43, 48, 51)
@@ -141,12 +141,7 @@ def plot(rows: list, path: str) -> None:
             ax.plot([c["bpp"] for c in curve], [c["psnr"] for c in curve], style, ms=4,
                     label="JPEG (Pillow, 4:2:0)" if name == "jpeg" else "x264 medium (inter)")
         ax.plot([r["oval"]["bpp"]], [r["oval"]["psnr"]], "o", ms=9, color="crimson", label="OVAL default (intra)")
-        ax.set_xscale("log")
-        ax.set_xlabel("bits per pixel")
-        ax.set_ylabel("PSNR RGB (dB)")
-        ax.set_title(f"{r['clip']} {r['size']}, {r['frames']} frames")
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=8)
+        style_rd_axes(ax, f"{r['clip']} {r['size']}, {r['frames']} frames")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 

@@ -154,14 +154,19 @@ def plot(clip: str, result: dict, path: Path) -> None:
         if pts:
             ax.plot([p["bpp"] for p in pts], [p["psnr"] for p in pts], style, ms=6, color="crimson", label=label,
                     alpha=1.0 if key == "oval" else 0.5)
+    style_rd_axes(ax, f"{clip}, {result['frames']} frames, GOP {result['gop']}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def style_rd_axes(ax, title: str) -> None:
+    """The look of every rate-distortion plot: log-rate axis, PSNR, grid, legend."""
     ax.set_xscale("log")
     ax.set_xlabel("bits per pixel")
     ax.set_ylabel("PSNR RGB (dB)")
-    ax.set_title(f"{clip}, {result['frames']} frames, GOP {result['gop']}")
+    ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
 
 
 def main(argv=None) -> int:

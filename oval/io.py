@@ -173,6 +173,22 @@ class VideoWriter:
             pass
         self.tmp.unlink(missing_ok=True)
 
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        """Renamed into place when the block succeeds, removed when it raises."""
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def optional_writer(path, width: int, height: int, fps: Fraction = Fraction(25)):
+    """A VideoWriter for `path`, or a context doing nothing when no path was asked for."""
+    import contextlib
+    return VideoWriter(path, width, height, fps) if path else contextlib.nullcontext()
+
 
 def check_output_dir(path: Path) -> None:
     parent = path.resolve().parent

@@ -180,21 +180,19 @@ def run(args) -> dict:
     if args.logdir:
         from torch.utils.tensorboard import SummaryWriter
         tb = SummaryWriter(args.logdir)
-    preview = None
     stats = {"psnr": [], "bytes": [], "steps": [], "loss": [], "update_bytes": []}
     start = time.perf_counter()
     from tqdm import tqdm
     bar = tqdm(total=info.frame_count or None, desc="online", unit="frame", file=sys.stderr,
                disable=args.quiet, dynamic_ncols=True, leave=False, mininterval=0.5)
     try:
-        with atomic_output(out) as tmp, open(tmp, "wb") as sink:
+        with atomic_output(out) as tmp, open(tmp, "wb") as sink, \
+                io.optional_writer(args.preview, 2 * info.width, info.height, info.fps) as preview:
             try:
                 encoder = codec.Encoder(model, sink, info.width, info.height, info.fps, info.frame_count,
                                         device, level, args.intra_period)
             except ValueError as e:
                 raise OvalError(str(e)) from None
-            if args.preview:
-                preview = io.VideoWriter(args.preview, 2 * info.width, info.height, info.fps)
             try:
                 for i, rgb in enumerate(reader):
                     model.eval()
@@ -242,12 +240,6 @@ def run(args) -> dict:
             if not stats["psnr"]:
                 raise OvalError(f"no frames could be read from {args.source}")
             encoder.close()
-        if preview:
-            preview.close()
-    except BaseException:
-        if preview:
-            preview.abort()
-        raise
     finally:
         bar.close()
         reader.close()

@@ -50,34 +50,28 @@ def odd_clip(tmp_path_factory):
     return write_clip(tmp_path_factory.mktemp("clips") / "odd.mkv", moving_pattern(4, 45, 71))
 
 
-@pytest.fixture(scope="session")
-def tiny_model_path(tmp_path_factory):
-    """A small untrained model with its tables built: fast, for tests of mechanics not quality."""
+def _tiny(tmp_path_factory, arch: str, config: dict, name: str) -> str:
+    """A small untrained model with its tables built (seeded): fast, for tests of mechanics."""
     torch.manual_seed(0)
-    model = build_model("oval-factorized", {"N": 8, "M": 8}).eval()
+    model = build_model(arch, config).eval()
     model.update()
-    path = tmp_path_factory.mktemp("models") / "tiny.safetensors"
+    path = tmp_path_factory.mktemp("models") / f"{name}.safetensors"
     save_model(model, path)
     return str(path)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_path(tmp_path_factory):
+    return _tiny(tmp_path_factory, "oval-factorized", {"N": 8, "M": 8}, "tiny")
 
 
 @pytest.fixture(scope="session")
 def tiny_video_model_path(tmp_path_factory):
-    """A small untrained temporal model (P-frames, six quality levels), tables built."""
-    torch.manual_seed(0)
-    model = build_model("oval-video", {"N": 8, "M": 8, "C": 8, "memory": True}).eval()
-    model.update()
-    path = tmp_path_factory.mktemp("models") / "tiny_video.safetensors"
-    save_model(model, path)
-    return str(path)
+    """Temporal, six quality levels, ConvLSTM memory."""
+    return _tiny(tmp_path_factory, "oval-video", {"N": 8, "M": 8, "C": 8, "memory": True}, "tiny_video")
 
 
 @pytest.fixture(scope="session")
 def tiny_rt_model_path(tmp_path_factory):
-    """A small untrained oval-rt (integer prior, ten quality levels), tables built."""
-    torch.manual_seed(0)
-    model = build_model("oval-rt", {"C": 16, "M": 16, "Z": 8, "P": 16}).eval()
-    model.update()
-    path = tmp_path_factory.mktemp("models") / "tiny_rt.safetensors"
-    save_model(model, path)
-    return str(path)
+    """Integer prior, ten quality levels."""
+    return _tiny(tmp_path_factory, "oval-rt", {"C": 16, "M": 16, "Z": 8, "P": 16}, "tiny_rt")

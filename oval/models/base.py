@@ -54,3 +54,27 @@ class TransformCoder:
     def update_parameters(self) -> list:
         """Parameters a MODEL_UPDATE may change: they shape pixels only (g_s biases)."""
         return [m.bias for m in self.g_s if getattr(m, "bias", None) is not None]
+
+
+class MultiRate:
+    """What a model with quality levels 1..L shares: each level trains at its own λ (`LAMBDAS`, the
+    model's ladder), the stream records the level, and `DEFAULT_LEVEL` is what oval-encode uses."""
+
+    LAMBDAS: tuple = ()
+    DEFAULT_LEVEL: int = 1
+
+    @property
+    def levels(self) -> int:
+        return self.config.levels
+
+    @property
+    def default_quality(self) -> int:
+        return min(self.DEFAULT_LEVEL, self.levels)
+
+    @property
+    def colour_space(self) -> str:
+        return self.config.colour_space
+
+    @property
+    def lambdas(self) -> tuple:
+        return self.LAMBDAS[:self.levels]

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from oval.models.base import MultiRate
 from oval.models.blocks import DepthConvBlock, LevelScale, shuffle, striped, unshuffle
 from oval.models.hyperprior import MEAN_FRAC, LatentPrior
 from oval.models.registry import register_model
@@ -99,7 +100,8 @@ class Synthesis(nn.Module):
 
 
 @register_model("oval-rt")
-class RTModel(nn.Module):
+class RTModel(MultiRate, nn.Module):
+    LAMBDAS, DEFAULT_LEVEL = QUALITY_LAMBDAS, DEFAULT_LEVEL
     stride = 8
     Config = RTConfig
     temporal = True
@@ -125,22 +127,6 @@ class RTModel(nn.Module):
         self.inverse_gain_inter = nn.Parameter(-log_gain[:, None].repeat(1, cfg.M))
 
     # --- the contract the codec and the trainer use -----------------------------------------
-
-    @property
-    def levels(self) -> int:
-        return self.config.levels
-
-    @property
-    def default_quality(self) -> int:
-        return min(DEFAULT_LEVEL, self.levels)
-
-    @property
-    def colour_space(self) -> str:
-        return self.config.colour_space
-
-    @property
-    def lambdas(self) -> tuple:
-        return QUALITY_LAMBDAS[:self.levels]
 
     @property
     def coding_device(self) -> torch.device:

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from oval.models.base import MultiRate
 from oval.models.backbone import BACKBONES, STEM_CHANNELS, ResNetStem
 from oval.models.entropy_models import FactorizedDensity, GaussianConditional
 from oval.models.layers import GDN, conv, deconv
@@ -76,7 +77,8 @@ class ConvLSTM(nn.Module):
 
 
 @register_model("oval-video")
-class VideoModel(nn.Module):
+class VideoModel(MultiRate, nn.Module):
+    LAMBDAS, DEFAULT_LEVEL = QUALITY_LAMBDAS, REFERENCE_LEVEL
     stride = 16
     Config = VideoConfig
     temporal = True
@@ -110,22 +112,6 @@ class VideoModel(nn.Module):
         self.encoder_adapter = _adapter(M + C, C, M)
         self.decoder_adapter = _adapter(M + C, C, M)
         self.gaussian = GaussianConditional()
-
-    @property
-    def levels(self) -> int:
-        return self.config.levels
-
-    @property
-    def default_quality(self) -> int:
-        return min(REFERENCE_LEVEL, self.levels)
-
-    @property
-    def colour_space(self) -> str:
-        return self.config.colour_space
-
-    @property
-    def lambdas(self) -> tuple:
-        return QUALITY_LAMBDAS[:self.levels]
 
     @property
     def coding_device(self) -> torch.device:
