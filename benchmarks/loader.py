@@ -3,6 +3,10 @@ consumes, and the fraction of step time spent waiting for data in a real trainin
 
     python benchmarks/loader.py [CLIP ...] [--loader pyav|dali] [--batch-size 8] [--crop 128]
                                 [--steps 50] [--device auto|cpu|cuda] [--json PATH]
+    python benchmarks/loader.py --corpus DIR [--frames T] [--batch-size 8] [--crop 256] ...
+
+With --corpus the loader is the corpus's (photos with synthetic camera motion and real clips,
+rendered on the device) and the step is oval-rt's (T=1: the intra stage; more: I + P-frames).
 """
 import argparse
 import json
@@ -15,11 +19,15 @@ import torch
 
 from oval.device import pick_device
 from oval.kernels import frames_to_tensor
+from oval.losses import rd_loss
 from oval.models.store import build_model
 from oval.samples import resolve
 
 
-def make_loader(kind, files, crop, batch, device):
+def make_loader(kind, files, crop, batch, device, frames=1):
+    if kind == "corpus":
+        from oval.corpus.loader import CorpusLoader
+        return CorpusLoader(files[0], (crop, crop), batch, frames, device=device, progress=False)
     if kind == "dali":
         from oval.dali_loader import DaliLoader
         return DaliLoader(files, crop, batch, device)
@@ -41,12 +49,17 @@ def main(argv=None) -> int:
     p.add_argument("--steps", type=int, default=50)
     p.add_argument("--device", default="auto")
     p.add_argument("--json", metavar="PATH")
+    p.add_argument("--corpus", metavar="DIR", help="a corpus (python -m oval.corpus build) instead of clips")
+    p.add_argument("--frames", type=int, default=1, help="--corpus: frames per clip")
     args = p.parse_args(argv)
     device = pick_device(args.device)
-    files = [Path(resolve(c)) for c in args.clips]
+    if args.corpus:
+        args.loader, files = "corpus", [Path(args.corpus)]
+    else:
+        files = [Path(resolve(c)) for c in args.clips]
 
     # 1. The loader alone, after its warm-up (shuffle buffer filled).
-    loader = make_loader(args.loader, files, args.crop, args.batch_size, device)
+    loader = make_loader(args.loader, files, args.crop, args.batch_size, device, args.frames)
     for _ in range(3):
         loader.next_batch()
     start = time.perf_counter()
@@ -56,15 +69,23 @@ def main(argv=None) -> int:
     loader.close()
 
     # 2. The training step alone, on one batch held in memory.
-    model = build_model("oval-factorized", {"N": 64, "M": 96}).to(device).train()
+    corpus = args.loader == "corpus"
+    model = (build_model("oval-rt", {}) if corpus else build_model("oval-factorized", {"N": 64, "M": 96}))
+    model = model.to(device).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
-    batch = torch.randint(0, 256, (args.batch_size, args.crop, args.crop, 3), dtype=torch.uint8, device=device)
+    if corpus:
+        batch = (torch.rand(args.batch_size, args.frames, 3, args.crop, args.crop, device=device), None)
+    else:
+        batch = torch.randint(0, 256, (args.batch_size, args.crop, args.crop, 3), dtype=torch.uint8, device=device)
 
     def step(frames):
-        x = frames_to_tensor(frames)
-        out = model(x)
-        bpp = -torch.log2(out["likelihoods"]["y"]).sum() / (x.shape[0] * x.shape[2] * x.shape[3])
-        loss = 0.013 * 255**2 * torch.mean((out["x_hat"] - x) ** 2) + bpp
+        if corpus:
+            x = frames[0]
+            out = model(x, torch.randint(1, model.levels + 1, (x.shape[0],), device=device))
+        else:
+            x = frames_to_tensor(frames)
+            out = model(x)
+        loss = rd_loss(out, x, 0.013)["loss"]
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -81,15 +102,20 @@ def main(argv=None) -> int:
     consumed = args.batch_size / statistics.median(times)
 
     # 3. Both together: the share of wall time the loop waits for data.
-    loader = make_loader(args.loader, files, args.crop, args.batch_size, device)
+    loader = make_loader(args.loader, files, args.crop, args.batch_size, device, args.frames)
+
+    def next_batch():
+        b = loader.next_batch()
+        return b if corpus else b.to(device)
+
     for _ in range(3):
-        step(loader.next_batch().to(device))
+        step(next_batch())
     wait = 0.0
     sync(device)
     start = time.perf_counter()
     for _ in range(args.steps):
         t = time.perf_counter()
-        frames = loader.next_batch().to(device)
+        frames = next_batch()
         wait += time.perf_counter() - t
         step(frames)
     sync(device)
@@ -97,6 +123,7 @@ def main(argv=None) -> int:
     loader.close()
 
     result = {"loader": args.loader, "device": str(device), "batch_size": args.batch_size, "crop": args.crop,
+              "frames": args.frames,
               "loader_crops_per_s": delivered, "step_crops_per_s": consumed, "data_wait_fraction": wait / wall}
     print(f"| loader | device | delivers (crops/s) | step consumes (crops/s) | data wait |")
     print(f"|---|---|---|---|---|")
