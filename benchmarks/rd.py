@@ -169,6 +169,20 @@ def style_rd_axes(ax, title: str) -> None:
     ax.legend(fontsize=8)
 
 
+def record(run_dir: Path, report: dict) -> None:
+    """One line of held-out results for the run's training log: the hours trained so far (every
+    slice in slices.jsonl), the clips, and the mean BD-rate against each codec."""
+    import datetime
+    slices = [json.loads(line) for line in (run_dir / "slices.jsonl").read_text().splitlines() if line.strip()]
+    line = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "steps": slices[-1]["end_step"] if slices else 0,
+            "hours": round(sum(s["wall_hours"] for s in slices), 4), "gop": report["gop"], "frames": report["frames"],
+            "clips": sorted(report["clips"]),
+            "mean_bd_rate": {c: v["mean_bd_rate"] for c, v in report["summary"].items()}}
+    with open(run_dir / "heldout.jsonl", "a") as f:
+        f.write(json.dumps(line) + "\n")
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("clips", nargs="+", metavar="CLIP")
@@ -179,6 +193,8 @@ def main(argv=None) -> int:
     p.add_argument("--frames", type=int, default=30)
     p.add_argument("--gop", type=int, default=1, help="group of pictures for every codec, OVAL's intra period")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--record", metavar="RUN_DIR", help="append the mean BD-rates to RUN_DIR/heldout.jsonl, "
+                                                       "with the run's training hours (benchmarks/training_log.py)")
     args = p.parse_args(argv)
     if shutil.which("ffmpeg") is None:
         raise SystemExit("rd.py needs the ffmpeg command (Debian/Ubuntu: apt-get install ffmpeg)")
@@ -228,6 +244,8 @@ def main(argv=None) -> int:
     report_file = {"clips": report, "summary": summary, "models": args.models, "frames": args.frames,
                    "gop": args.gop}
     (out / "rd.json").write_text(json.dumps(report_file, indent=2))
+    if args.record:
+        record(Path(args.record), report_file)
     for name, r in report.items():
         print(f"\n{name} {r['size']}, {r['frames']} frames, GOP {r['gop']}")
         print("| codec | setting | bpp | PSNR RGB | PSNR YUV 6:1:1 | MS-SSIM | encode fps |")

@@ -273,9 +273,11 @@ class Logger:
             self.tb.close()
 
 
-def validate(model, frames, d, logger, step) -> dict:
+def validate(model, frames, d, logger, step, intra_only: bool = False) -> dict:
+    """Codes the validation frames through the real codec: as one group of pictures, or all intra
+    when only the intra model is being trained (its P-frame half is still untrained)."""
     from oval.evaluate import evaluate_frames
-    stats = evaluate_frames(model, frames, d.device)
+    stats = evaluate_frames(model, frames, d.device, intra_period=1 if intra_only else None)
     if hasattr(model, "g_a"):
         with torch.no_grad():
             latents = model.g_a(frames_to_tensor(torch.from_numpy(frames[0]).to(d.device))).round().cpu()
@@ -455,7 +457,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> Optional[Path]:
                               file=sys.stderr)
                 sums, seen, t0, per_source = dict.fromkeys(sums, 0.0), 0, time.time(), {}
             if d.main and (step % cfg.val_every == 0 or step == cfg.steps):
-                val = validate(model, val_frames, d, logger, step)
+                val = validate(model, val_frames, d, logger, step, rt and cfg.stage == "intra")
                 q = model.default_quality
                 lmbda_val = model.lambdas[q - 1] if model.levels else cfg.lmbda
                 cost = lmbda_val * 255**2 * val["mse"] + val["bpp"]
@@ -477,7 +479,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> Optional[Path]:
     result = None
     if d.main:
         if step > start_step and step % cfg.val_every:
-            val = validate(model, val_frames, d, logger, step)
+            val = validate(model, val_frames, d, logger, step, rt and cfg.stage == "intra")
         save_all()
         model.eval()
         model.update()
