@@ -87,6 +87,8 @@ def code_stages(model, x, shape, reference, timer):
     if reference is None:
         data = model.compress_frame(x, q, None)
         return model.decompress_frame(data, shape, q, None)
+    if hasattr(model, "prior_inter"):  # oval-rt: the integer prior runs inside entropy coding
+        return rt_stages(model, x, shape, reference, timer)
     f, memory = timer("context", lambda: model.features(reference))
     mean, scale = timer("prior", lambda: model.entropy_parameters(reference, f, q))
     y = timer("analysis", lambda: model.encode_latent(x, q, f))
@@ -94,6 +96,21 @@ def code_stages(model, x, shape, reference, timer):
     y_hat = timer("entropy_decode", lambda: model.gaussian.decompress(data, mean[0], scale[0])[None])
     x_hat, z = timer("synthesis", lambda: model.decode_latent(y_hat, q, f))
     return x_hat.clamp_(0, 1), Reference(z, memory)
+
+
+def rt_stages(model, x, shape, reference, timer):
+    """An oval-rt P-frame: "prior" times the decoder's integer networks alone; the entropy stages
+    include them (the encoder runs them once to code, the decoder once to decode)."""
+    prior, lv = model.prior_inter, model._level(model.default_quality)
+    context = timer("context", lambda: model._context(reference))
+    y = timer("analysis", lambda: model._analyse(x, lv, context) * model._gain(lv, False))
+    data = timer("entropy_encode", lambda: prior.compress(y, reference.latent16)[0])
+    z = torch.zeros(1, model.config.Z, -(-shape[0] // 4), -(-shape[1] // 4), dtype=torch.float64, device=x.device)
+    timer("prior", lambda: prior._exact_params(z, shape, reference.latent16))
+    y16 = timer("entropy_decode", lambda: prior.decompress(data, shape, reference.latent16, device=x.device))
+    y_hat = (y16 / 16).float() * model._gain(lv, False, inverse=True)
+    x_hat, feature = timer("synthesis", lambda: model._synthesise(y_hat, lv, context))
+    return x_hat.clamp_(0, 1), type(reference)(feature, y16)
 
 
 def bench_size(model, frames: list, device: torch.device, workdir: Path) -> dict:
@@ -156,6 +173,8 @@ def main(argv=None) -> int:
     p.add_argument("--json", metavar="PATH")
     args = p.parse_args(argv)
     device = pick_device(args.device)
+    from oval.device import set_coding_math
+    set_coding_math()  # what oval-encode and oval-decode run with
     model = runtimes.load(args.backend, load_model(args.model, device), device)
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -173,9 +192,14 @@ def main(argv=None) -> int:
         cells = [f"{r['stages_ms'][s]:.1f}" for s in stages]
         print(f"| {name} | " + " | ".join(cells) + f" | {r['encode_fps']:.2f} | {r['decode_fps']:.2f} | "
               f"{r['bits_per_frame']:.0f} |")
+    macs = None
+    if hasattr(model, "graphs"):
+        from oval.models.rt import macs_per_pixel
+        macs = {k: round(v) for k, v in macs_per_pixel(model).items()}
+        print("multiply-adds per pixel: " + ", ".join(f"{k} {v}" for k, v in macs.items()))
     if args.json:
-        Path(args.json).write_text(json.dumps({"backend": args.backend, "device": device_name, "sizes": results},
-                                              indent=2))
+        Path(args.json).write_text(json.dumps({"backend": args.backend, "device": device_name, "sizes": results,
+                                               "macs_per_pixel": macs, "model": args.model}, indent=2))
     return 0
 
 

@@ -74,15 +74,20 @@ class Upsample2(nn.Module):
 
 
 def macs_per_pixel(module: nn.Module, height: int = 256, width: int = 256, *inputs) -> float:
-    """Multiply-adds per input pixel of every Conv2d in `module`, measured with forward hooks on a
-    real forward pass over `inputs` (default: one RGB frame of height x width)."""
+    """Multiply-adds per pixel of the frame (height x width) of every convolution in `module`, float
+    or integer, measured with forward hooks on a real forward pass over `inputs` (default: one RGB
+    frame of height x width)."""
+    from oval.models.integer import IntConv2d
     total = [0]
 
     def hook(conv, args, out):
-        k = conv.kernel_size[0] * conv.kernel_size[1] * conv.in_channels // conv.groups
+        if isinstance(conv, IntConv2d):
+            k = conv.w_int.shape[1]
+        else:
+            k = conv.kernel_size[0] * conv.kernel_size[1] * conv.in_channels // conv.groups
         total[0] += out.numel() * k
 
-    handles = [m.register_forward_hook(hook) for m in module.modules() if isinstance(m, nn.Conv2d)]
+    handles = [m.register_forward_hook(hook) for m in module.modules() if isinstance(m, (nn.Conv2d, IntConv2d))]
     try:
         with torch.no_grad():
             module(*(inputs or (torch.zeros(1, 3, height, width),)))
