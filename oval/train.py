@@ -470,6 +470,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> Optional[Path]:
     except KeyboardInterrupt:
         if d.main:
             save_all()
+            record_slice(out, cfg, start_step, step, time.time() - started, d.device, val)
             print(f"\ninterrupted: saved step {step} to {last} (continue with --resume)", file=sys.stderr)
         raise
     finally:
@@ -518,6 +519,9 @@ def record_slice(out: Path, cfg: TrainConfig, start_step: int, end_step: int, se
 
 
 def main(argv=None) -> int:
+    import signal
+    # A slice stopped by `kill` (SIGTERM) saves and logs itself like one stopped by Ctrl-C.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         cfg, resume = parse_args(argv)
         train(cfg, resume)
