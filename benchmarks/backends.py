@@ -20,6 +20,7 @@ from oval.export import runtimes
 from oval.io import read_frames
 from oval.models.store import load_model
 from oval.samples import resolve
+from oval.metrics import psnr
 
 
 def encode(model, frames, device):
@@ -69,7 +70,7 @@ def main(argv=None) -> int:
         streams[n], enc_fps = encode(models[n], frames, device)
         decoded, dec_fps = decode(models[n], streams[n], device)
         rows.append({"backend": n, "encode_fps": enc_fps, "decode_fps": dec_fps,
-                     "psnr": float(np.mean([codec.psnr(a, b) for a, b in zip(frames, decoded)]))})
+                     "psnr": float(np.mean([psnr(a, b) for a, b in zip(frames, decoded)]))})
     cross = []
     for enc in names:
         ref, _ = decode(models[enc], streams[enc], device)
@@ -80,8 +81,8 @@ def main(argv=None) -> int:
             diff = np.stack([np.abs(a.astype(int) - b.astype(int)) for a, b in zip(ref, got)])
             cross.append({"encoded_by": enc, "decoded_by": dec, "max_pixel_diff": int(diff.max()),
                           "pixels_differing": float((diff > 0).mean()),
-                          "psnr_change_db": float(np.mean([codec.psnr(a, b) for a, b in zip(frames, got)])
-                                                  - np.mean([codec.psnr(a, b) for a, b in zip(frames, ref)]))})
+                          "psnr_change_db": float(np.mean([psnr(a, b) for a, b in zip(frames, got)])
+                                                  - np.mean([psnr(a, b) for a, b in zip(frames, ref)]))})
     h, w = frames[0].shape[:2]
     print(f"{args.clip} {w}x{h}, {len(frames)} frames, device {device}; medians of per-frame times")
     print("| backend | encode fps | decode fps | PSNR |")

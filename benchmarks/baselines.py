@@ -23,7 +23,9 @@ from oval.device import pick_device
 from oval.io import VideoReader
 from oval.models.store import load_model
 from oval.samples import resolve
-from rd import curve_value, style_rd_axes  # benchmarks/rd.py, beside this script: one interpolation for both
+from oval.metrics import psnr
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/rd.py, however this is loaded
+from rd import curve_value, style_rd_axes  # noqa: E402  (one interpolation, one BD-rate for every script)
 
 JPEG_QUALITIES = (1, 2, 3, 5, 7, 10, 15, 20, 25, 30, 40, 50, 60, 70, 80, 90, 95)
 X264_CRFS = (12, 18, 23, 28, 33, 38, 43, 48, 51)
@@ -39,7 +41,7 @@ def oval_point(model, frames, info, device) -> dict:
     sink = io.BytesIO()
     encoder = codec.Encoder(model, sink, info.width, info.height, info.fps, len(frames), device)
     start = time.perf_counter()
-    psnrs = [codec.psnr(f, encoder.encode(f).recon) for f in frames]
+    psnrs = [psnr(f, encoder.encode(f).recon) for f in frames]
     elapsed = time.perf_counter() - start
     encoder.close()
     pixels = len(frames) * info.width * info.height
@@ -57,7 +59,7 @@ def jpeg_curve(frames) -> list[dict]:
             Image.fromarray(f).save(buf, format="JPEG", quality=q, subsampling=2, optimize=True)
             n_bytes += buf.tell()
             buf.seek(0)
-            psnrs.append(codec.psnr(f, np.asarray(Image.open(buf).convert("RGB"))))
+            psnrs.append(psnr(f, np.asarray(Image.open(buf).convert("RGB"))))
         h, w = frames[0].shape[:2]
         curve.append({"quality": q, "bpp": 8 * n_bytes / (len(frames) * h * w), "psnr": float(np.mean(psnrs))})
     return curve
@@ -81,7 +83,7 @@ def x264_curve(frames, fps) -> list[dict]:
         n_bytes = sum(p.size for p in packets)
         dec = av.CodecContext.create("h264", "r")
         decoded = [d for p in packets for d in dec.decode(p)] + list(dec.decode(None))
-        psnrs = [codec.psnr(f, d.to_ndarray(format="rgb24")) for f, d in zip(frames, decoded)]
+        psnrs = [psnr(f, d.to_ndarray(format="rgb24")) for f, d in zip(frames, decoded)]
         curve.append({"crf": crf, "bpp": 8 * n_bytes / (len(frames) * h * w), "psnr": float(np.mean(psnrs))})
     return curve
 

@@ -17,7 +17,8 @@ import torch
 
 from oval.io import VideoReader
 from oval.samples import resolve
-from rd import bd_rate, oval_curve  # benchmarks/rd.py, beside this script
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/rd.py, however this is loaded
+from rd import bd_rate, oval_curve  # noqa: E402  (one interpolation, one BD-rate for every script)
 
 
 def main(argv=None) -> int:

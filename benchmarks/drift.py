@@ -20,13 +20,14 @@ from oval import codec
 from oval.io import read_frames
 from oval.models.store import load_model
 from oval.samples import resolve
+from oval.metrics import psnr
 
 
 def per_frame(model, frames: list, quality, intra_period: int) -> dict:
     h, w = frames[0].shape[:2]
     encoder = codec.Encoder(model, io.BytesIO(), w, h, 25, len(frames), torch.device("cpu"), quality, intra_period)
     results = [encoder.encode(f) for f in frames]
-    return {"psnr": [codec.psnr(f, r.recon) for f, r in zip(frames, results)],
+    return {"psnr": [psnr(f, r.recon) for f, r in zip(frames, results)],
             "bpp": [8 * r.bytes / (w * h) for r in results]}
 
 

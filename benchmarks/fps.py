@@ -28,7 +28,7 @@ from oval.device import pick_device
 from oval.export import runtimes
 from oval.io import VideoReader, VideoWriter, read_frames
 from oval.kernels import frames_to_tensor, tensor_to_frames
-from oval.models.factorized import pad_to_stride
+from oval.models.base import pad_to_stride
 from oval.models.store import load_model
 from oval.models.video import Reference
 from oval.samples import resolve

@@ -125,8 +125,8 @@ def main(argv=None) -> int:
     result = {"loader": args.loader, "device": str(device), "batch_size": args.batch_size, "crop": args.crop,
               "frames": args.frames,
               "loader_crops_per_s": delivered, "step_crops_per_s": consumed, "data_wait_fraction": wait / wall}
-    print(f"| loader | device | delivers (crops/s) | step consumes (crops/s) | data wait |")
-    print(f"|---|---|---|---|---|")
+    print("| loader | device | delivers (crops/s) | step consumes (crops/s) | data wait |")
+    print("|---|---|---|---|---|")
     print(f"| {args.loader} | {device} | {delivered:.0f} | {consumed:.0f} | {wait / wall:.1%} |")
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2))

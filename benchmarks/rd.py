@@ -27,7 +27,7 @@ import torch
 
 from oval import codec
 from oval.device import pick_device
-from oval.evaluate import ms_ssim
+from oval.metrics import ms_ssim, psnr
 from oval.io import VideoReader
 from oval.models.store import load_model
 from oval.samples import resolve
@@ -51,7 +51,7 @@ def metrics(source: list, decoded: list) -> dict:
     a, b = frames_to_tensor(src), frames_to_tensor(dec)
     ya, yb = frames_to_tensor(src, "ycbcr-bt601"), frames_to_tensor(dec, "ycbcr-bt601")
     per_channel = [float(10 * np.log10(1 / max(((ya[:, c] - yb[:, c]) ** 2).mean().item(), 1e-12))) for c in range(3)]
-    return {"psnr": float(np.mean([codec.psnr(s, d) for s, d in zip(source, decoded)])),
+    return {"psnr": float(np.mean([psnr(s, d) for s, d in zip(source, decoded)])),
             "psnr_yuv": (6 * per_channel[0] + per_channel[1] + per_channel[2]) / 8, "ms_ssim": ms_ssim(a, b)}
 
 
@@ -90,7 +90,7 @@ def oval_point(model, frames: list, fps: float, device, out: Path, quality: int,
     encoder.close()
     name = Path(model.source_path).stem
     (out / f"oval_{name}_q{quality}_i{intra_period}.oval").write_bytes(sink.getvalue())
-    per_frame = [codec.psnr(a, b) for a, b in zip(frames, decoded)]
+    per_frame = [psnr(a, b) for a, b in zip(frames, decoded)]
     return {"model": model.source_path, "quality": quality, "intra_period": intra_period,
             "bpp": 8 * encoder.bytes_written / (len(frames) * w * h), **metrics(frames, decoded),
             "encode_fps": len(frames) / elapsed, "psnr_per_frame": per_frame}

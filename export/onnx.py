@@ -77,7 +77,7 @@ def session(path: Path, device: torch.device):
 def _parity(model, out: Path, frames: list) -> dict:
     """Largest |ORT - torch| on real frames, for each graph."""
     from oval.kernels import frames_to_tensor
-    from oval.models.factorized import pad_to_stride
+    from oval.models.base import pad_to_stride
     enc, dec = session(out / "encoder.onnx", torch.device("cpu")), session(out / "decoder.onnx", torch.device("cpu"))
     cpu_model = model.to("cpu")
     worst = {"encoder_max_abs_diff": 0.0, "decoder_max_abs_diff": 0.0}
@@ -125,7 +125,7 @@ def graph_runner(path: Path, device: torch.device, names_in: tuple):
 def _graph_inputs(model, frame: np.ndarray) -> dict:
     """Real inputs for every graph of a multi-graph model, from one frame."""
     from oval.kernels import frames_to_tensor
-    from oval.models.factorized import pad_to_stride
+    from oval.models.base import pad_to_stride
     x = pad_to_stride(frames_to_tensor(torch.from_numpy(frame)), model.stride)
     q = torch.tensor([model.default_quality - 1])
     with torch.no_grad():

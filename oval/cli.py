@@ -118,6 +118,7 @@ def _encode(argv) -> int:
     from oval import codec, io
     from oval.device import pick_device, set_coding_math
     from oval.files import atomic_output
+    from oval.metrics import psnr
 
     if args.max_frames is not None and args.max_frames < 1:
         raise UsageError("--max-frames must be at least 1")
@@ -152,7 +153,7 @@ def _encode(argv) -> int:
                             raise OvalError(f"frame {encoder.index} of {args.input} changes size to "
                                             f"{rgb.shape[1]}x{rgb.shape[0]}")
                         result = encoder.encode(rgb)
-                        psnrs.append(codec.psnr(rgb, result.recon))
+                        psnrs.append(psnr(rgb, result.recon))
                         if recon:
                             recon.write(result.recon)
                         bar.update(1)

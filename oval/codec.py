@@ -14,7 +14,7 @@ import torch
 from oval import bitstream
 from oval.bitstream import ColourSpace, FormatError, FramePacket, FrameType, StreamHeader
 from oval.kernels import frames_to_tensor, tensor_to_frames
-from oval.models.factorized import pad_to_stride
+from oval.models.base import pad_to_stride
 
 
 @dataclasses.dataclass
@@ -184,11 +184,6 @@ class Encoder:
     @property
     def bytes_written(self) -> int:
         return self.writer.bytes_written
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return float("inf") if mse == 0 else float(10 * np.log10(255.0**2 / mse))
 
 
 def open_stream(source: BinaryIO, limits: Optional[bitstream.Limits] = None) -> bitstream.StreamReader:

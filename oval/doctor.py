@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from oval.metrics import psnr
 
 GOLDEN = Path(__file__).resolve().parent.parent / "tests" / "golden"
 
@@ -149,7 +150,7 @@ def cross_device(model_spec: str, frames: list, quality=None, intra_period=None)
                 row.update(status="FAILED", reason=error)
             else:
                 row.update(status="ok", max_pixel_difference=_max_diff(decoded, recon),
-                           psnr_db=float(np.mean([codec.psnr(a, b) for a, b in zip(frames, decoded)])))
+                           psnr_db=float(np.mean([psnr(a, b) for a, b in zip(frames, decoded)])))
             results.append(row)
     return results
 

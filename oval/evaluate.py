@@ -6,17 +6,10 @@ import numpy as np
 import torch
 
 from oval import codec
+from oval.metrics import ms_ssim, psnr
 from oval.models.store import fingerprint
 
 
-def ms_ssim(a: torch.Tensor, b: torch.Tensor) -> float:
-    """MS-SSIM of float NCHW tensors in [0, 1]; a smaller window so small crops and clips fit."""
-    from pytorch_msssim import ms_ssim as _ms_ssim
-
-    win = 7 if min(a.shape[-2:]) > 6 * 16 else 3
-    if min(a.shape[-2:]) <= (win - 1) * 16:
-        return float("nan")  # too small for five scales
-    return float(_ms_ssim(a.float(), b.float(), data_range=1.0, win_size=win))
 
 
 @torch.no_grad()
@@ -37,7 +30,7 @@ def evaluate_frames(model, frames: list, device: torch.device, fps=25, quality=N
     src = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).float() / 255
     rec = torch.from_numpy(np.stack(recons)).permute(0, 3, 1, 2).float() / 255
     bpp = 8 * encoder.bytes_written / (len(frames) * h * w)
-    out = {"bpp": bpp, "psnr": float(np.mean([codec.psnr(a, b) for a, b in zip(frames, recons)])),
+    out = {"bpp": bpp, "psnr": float(np.mean([psnr(a, b) for a, b in zip(frames, recons)])),
            "ms_ssim": ms_ssim(src, rec), "mse": float(((src - rec) ** 2).mean()),
            "compression_ratio": 24.0 / bpp, "recon": recons[0]}
     out["distortion_per_bit"] = out["mse"] / bpp

@@ -22,6 +22,7 @@ import torch
 from oval.errors import OvalError
 from oval.files import atomic_output
 from oval.losses import rd_loss
+from oval.metrics import psnr
 
 
 def parse_args(argv=None):
@@ -198,7 +199,7 @@ def run(args) -> dict:
                     model.eval()
                     result = encoder.encode(rgb)
                     sink.flush()  # a source that drops mid-stream leaves every frame so far on disk
-                    quality = codec.psnr(rgb, result.recon)
+                    quality = psnr(rgb, result.recon)
                     stats["psnr"].append(quality)
                     stats["bytes"].append(result.bytes)
                     taken, losses = 0, []

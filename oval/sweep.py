@@ -133,7 +133,7 @@ def _first(data):
 
 def _ms_ssim(source: str, recon: Path, frames: int) -> float:
     import torch
-    from oval.evaluate import ms_ssim
+    from oval.metrics import ms_ssim
     from oval.io import read_frames
     a = torch.from_numpy(np.stack(read_frames(source, frames))).permute(0, 3, 1, 2).float() / 255
     b = torch.from_numpy(np.stack(read_frames(str(recon)))).permute(0, 3, 1, 2).float() / 255

@@ -7,7 +7,7 @@ import onnx
 import pytest
 
 from oval.cli import decode_main, encode_main
-from oval.codec import psnr
+from oval.metrics import psnr
 from oval.export import tensorrt as trt_export
 from oval.export.__main__ import main as export_main
 from oval.export.onnx import SizeProfile, parse_size

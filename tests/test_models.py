@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from oval.errors import OvalError
-from oval.models.factorized import pad_to_stride
+from oval.models.base import pad_to_stride
 from oval.models.layers import GDN
 from oval.models.registry import model_ids
 from oval.models.store import build_model, default_weights_path, fingerprint, load_model, save_model

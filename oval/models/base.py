@@ -4,6 +4,7 @@ A subclass provides `g_a` and `g_s` and an `entropy_bottleneck` with integer tab
 `decompress` reach the transforms through `analysis` / `synthesis`, which a runtime replaces.
 """
 import torch
+from torch.nn import functional as F
 
 
 class TransformCoder:
@@ -78,3 +79,10 @@ class MultiRate:
     @property
     def lambdas(self) -> tuple:
         return self.LAMBDAS[:self.levels]
+
+
+def pad_to_stride(x: torch.Tensor, stride: int) -> torch.Tensor:
+    """Replicate-pad the bottom and right edges so H and W are multiples of stride."""
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % stride, (-w) % stride
+    return F.pad(x, (0, pw, 0, ph), mode="replicate") if ph or pw else x

@@ -3,7 +3,6 @@ import dataclasses
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from oval.models.base import TransformCoder
 from oval.models.entropy_models import FactorizedDensity
@@ -54,9 +53,3 @@ class FactorizedModel(TransformCoder, nn.Module):
     def coding_device(self) -> torch.device:
         return next(self.parameters()).device
 
-
-def pad_to_stride(x: torch.Tensor, stride: int) -> torch.Tensor:
-    """Replicate-pad the bottom and right edges so H and W are multiples of stride."""
-    h, w = x.shape[-2:]
-    ph, pw = (-h) % stride, (-w) % stride
-    return F.pad(x, (0, pw, 0, ph), mode="replicate") if ph or pw else x
