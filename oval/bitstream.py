@@ -41,9 +41,18 @@ class FrameType(enum.IntEnum):
 
 
 class ColourSpace(enum.IntEnum):
+    """The stream's colour space id; `label` is the name models and oval.kernels use for it."""
     RGB = 0
     YCBCR_BT601 = 1
     YCBCR_BT709 = 2
+
+    @property
+    def label(self) -> str:
+        return self.name.lower().replace("_", "-")
+
+    @classmethod
+    def from_label(cls, label: str) -> "ColourSpace":
+        return cls[label.upper().replace("-", "_")]
 
 
 @dataclasses.dataclass(frozen=True)

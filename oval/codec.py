@@ -34,9 +34,6 @@ def fps_fraction(header: StreamHeader) -> Fraction:
     return Fraction(header.fps_num, header.fps_den)
 
 
-# The colour space a model codes in, as the stream header records it.
-COLOUR_SPACE_IDS = {"rgb": ColourSpace.RGB, "ycbcr-bt601": ColourSpace.YCBCR_BT601,
-                    "ycbcr-bt709": ColourSpace.YCBCR_BT709}
 UPDATE_PARAMETER_SET = 1  # see bitstream.ModelUpdate
 DEFAULT_INTRA_PERIOD = 32  # temporal models: an I-frame every N frames (a second or so of video)
 
@@ -68,7 +65,7 @@ class Decoder:
     def __init__(self, model, header: StreamHeader, device: torch.device = torch.device("cpu")):
         if model.fingerprint != header.model_fingerprint:
             raise ModelMismatch(header, model)
-        if COLOUR_SPACE_IDS.get(model.colour_space) != header.colour_space:
+        if model.colour_space != header.colour_space.label:
             raise FormatError(f"stream is coded in {header.colour_space.name}, model {model.arch} "
                               f"codes in {model.colour_space}")
         self.model, self.header, self.device = model, header, device
@@ -144,7 +141,7 @@ class Encoder:
         self.header = StreamHeader(model_arch=model.arch, model_fingerprint=model.fingerprint,
                                    width=width, height=height, fps_num=fps.numerator,
                                    fps_den=fps.denominator, frame_count=frame_count, quality=quality,
-                                   colour_space=COLOUR_SPACE_IDS[model.colour_space], intra_period=intra_period)
+                                   colour_space=ColourSpace.from_label(model.colour_space), intra_period=intra_period)
         self.model, self.device = model, device
         self.writer = bitstream.StreamWriter(sink, self.header)
         self.decoder = Decoder(model, self.header, device)

@@ -74,3 +74,9 @@ def test_cupy_matches_reference(space):
     assert mismatch.max() <= 1 and (mismatch > 0).float().mean() < 1e-3
     noisy = kernels.frames_to_tensor(frames, space, noise=0.1)
     assert (noisy - fast).std().item() == pytest.approx(0.1, rel=0.05)
+
+
+def test_stream_colour_ids_name_the_kernel_spaces():
+    from oval.bitstream import ColourSpace
+    assert [c.label for c in ColourSpace] == list(SPACES)
+    assert all(ColourSpace.from_label(c.label) is c for c in ColourSpace)

@@ -101,7 +101,7 @@ def vp9_clip(tmp_path_factory):
 
 
 def test_dali_cpu_pipeline_feeds_training_on_vp9(vp9_clip, tmp_path, capsys):
-    pytest.importorskip("nvidia.dali", reason="DALI is not installed (pip install 'oval[test]' on Linux x86-64)")
+    pytest.importorskip("nvidia.dali", reason="DALI is not installed (pip install 'oval[dali]' on Linux x86-64)")
     from oval.dali_loader import DaliLoader, usable
     assert usable([vp9_clip], torch.device("cpu"))
     loader = DaliLoader([vp9_clip], 32, 4, torch.device("cpu"))
