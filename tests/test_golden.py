@@ -41,13 +41,20 @@ def test_golden_set_covers_frame_types_qualities_and_colour_spaces():
     assert any(min(s["size"]) % 8 for s in streams.values())  # a size off the stride
 
 
+@pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("name", sorted(EXPECTED["streams"]))
-def test_golden_stream_decodes_to_the_recorded_frames(name):
+def test_golden_stream_decodes_to_the_recorded_frames(name, threads):
+    import torch
     gen = _generator()
     entry = EXPECTED["streams"][name]
     model = load_model(gen.model_path(entry["model"]))
     assert model.fingerprint.hex() == entry["fingerprint"], f"{entry['model']} changed: regenerate the goldens"
-    hashes = gen.decode_hashes(GOLDEN / f"{name}.oval", model)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        hashes = gen.decode_hashes(GOLDEN / f"{name}.oval", model)
+    finally:
+        torch.set_num_threads(before)
     assert hashes == entry["frame_md5"]
 
 
