@@ -88,7 +88,7 @@ def oval_point(model, frames: list, fps: float, device, out: Path, quality: int,
     decoded = [encoder.encode(f).recon for f in frames]
     elapsed = time.perf_counter() - start
     encoder.close()
-    name = Path(model.source_path).stem
+    name = Path(model.source_path).stem.replace("#", "_")
     (out / f"oval_{name}_q{quality}_i{intra_period}.oval").write_bytes(sink.getvalue())
     per_frame = [psnr(a, b) for a, b in zip(frames, decoded)]
     return {"model": model.source_path, "quality": quality, "intra_period": intra_period,
@@ -96,10 +96,30 @@ def oval_point(model, frames: list, fps: float, device, out: Path, quality: int,
             "encode_fps": len(frames) / elapsed, "psnr_per_frame": per_frame}
 
 
+# Coding switches an oval-rt model can be measured without (ablations at inference, same weights):
+# "MODEL#no-skip" codes every element, "MODEL#no-second-pass" gives the checkerboard's second half
+# the first pass's means.
+VARIANTS = ("no-skip", "no-second-pass")
+
+
+def load_variant(spec: str, device):
+    path, _, variant = spec.partition("#")
+    model = load_model(path, device)
+    if variant and (variant not in VARIANTS or not hasattr(model, "prior_inter")):
+        raise SystemExit(f"unknown variant {variant!r} for {model.arch}; oval-rt has {', '.join(VARIANTS)}")
+    for prior in (getattr(model, "prior_intra", None), getattr(model, "prior_inter", None)):
+        if prior is not None and variant == "no-skip":
+            prior.skip = False
+        if prior is not None and variant == "no-second-pass":
+            prior.checkerboard = False
+    model.source_path = spec
+    return model
+
+
 def oval_curve(specs: list, qualities, frames, fps, device, out: Path, intra_period: int) -> list:
     points = []
     for spec in specs:
-        model = load_model(spec, device)
+        model = load_variant(spec, device)
         levels = qualities or (list(range(1, model.levels + 1)) if model.levels else [0])
         if not model.temporal:
             intra_period = 1

@@ -104,3 +104,13 @@ def test_compare_reports_bd_rate_against_the_base(tmp_path, capsys, monkeypatch)
     assert coarser["bd_rate_vs_base"] is not None and abs(coarser["bd_rate_vs_base"]) > 0.1
     assert len(report["mean_bd_rate_vs_base"]) == 3
     assert "BD-rate against" in capsys.readouterr().out
+
+
+def test_rd_variants_switch_coding_options(tiny_rt_model_path):
+    rd = script("rd")
+    model = rd.load_variant(f"{tiny_rt_model_path}#no-skip", "cpu")
+    assert model.prior_intra.skip is False and model.prior_inter.skip is False
+    model = rd.load_variant(f"{tiny_rt_model_path}#no-second-pass", "cpu")
+    assert model.prior_inter.checkerboard is False and model.prior_inter.skip is True
+    with pytest.raises(SystemExit):
+        rd.load_variant(f"{tiny_rt_model_path}#nope", "cpu")
