@@ -14,7 +14,7 @@ import torch
 from oval import bitstream
 from oval.bitstream import ColourSpace, FormatError, FramePacket, FrameType, StreamHeader
 from oval.kernels import frames_to_tensor, tensor_to_frames
-from oval.models.base import pad_to_stride
+from oval.models.base import coded_offset, coded_size, pad_to_stride
 
 
 @dataclasses.dataclass
@@ -26,8 +26,8 @@ class FrameResult:
 
 
 def latent_shape(model, width: int, height: int) -> tuple[int, int]:
-    s = model.stride
-    return (-(-height // s), -(-width // s))
+    h, w = coded_size(height, width, model.stride, getattr(model, "min_coded_side", 0))
+    return h // model.stride, w // model.stride
 
 
 def fps_fraction(header: StreamHeader) -> Fraction:
@@ -112,7 +112,9 @@ class Decoder:
             x_hat, self.reference = self.model.decompress_frame(packet.payload, self.shape, packet.quality, reference)
         except FormatError as e:
             raise FormatError(f"frame {packet.index}: {e}") from None
-        x_hat = x_hat[:, :, :self.header.height, :self.header.width]
+        h, w = self.header.height, self.header.width
+        top, left = coded_offset(h, w, self.model.stride, getattr(self.model, "min_coded_side", 0))
+        x_hat = x_hat[:, :, top:top + h, left:left + w]
         return tensor_to_frames(x_hat, self.model.colour_space).cpu().numpy()[0]
 
 
@@ -161,7 +163,8 @@ class Encoder:
         x = frames_to_tensor(torch.from_numpy(np.ascontiguousarray(rgb)).to(self.device), self.model.colour_space)
         frame_type = self.frame_type()
         reference = self.decoder.reference if frame_type == FrameType.INTER else None
-        payload = self.model.compress_frame(pad_to_stride(x, self.model.stride), self.header.quality, reference)
+        x = pad_to_stride(x, self.model.stride, getattr(self.model, "min_coded_side", 0))
+        payload = self.model.compress_frame(x, self.header.quality, reference)
         packet = FramePacket(self.index, frame_type, self.header.quality, payload)
         size = self.writer.write_frame(packet)
         # The reconstruction (and the next reference) come from the decoder's own path.

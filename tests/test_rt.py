@@ -206,3 +206,14 @@ def test_options_round_trip(checkerboard, skip, carphone_frames):
     model = tiny_model(9, checkerboard=checkerboard, skip=skip)
     data, recon = _encode(model, carphone_frames[:3], torch.get_num_threads(), quality=2, intra_period=0)
     assert all(np.array_equal(a, b) for a, b in zip(_decode(model, data, torch.get_num_threads()), recon, strict=True))
+
+
+@pytest.mark.parametrize("height,width", [(1, 1), (2, 2), (3, 5), (16, 400), (33, 7)])
+def test_tiny_and_thin_frames_round_trip(height, width):
+    model = tiny_model(11)
+    rng = np.random.default_rng(height * width)
+    frames = [rng.integers(0, 255, (height, width, 3), dtype=np.uint8) for _ in range(2)]
+    data, recon = _encode(model, frames, torch.get_num_threads(), quality=5, intra_period=0)
+    decoded = _decode(model, data, torch.get_num_threads())
+    assert [d.shape for d in decoded] == [(height, width, 3)] * 2
+    assert all(np.array_equal(a, b) for a, b in zip(decoded, recon, strict=True))

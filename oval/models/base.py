@@ -81,8 +81,29 @@ class MultiRate:
         return self.LAMBDAS[:self.levels]
 
 
-def pad_to_stride(x: torch.Tensor, stride: int) -> torch.Tensor:
-    """Replicate-pad the bottom and right edges so H and W are multiples of stride."""
+def coded_size(height: int, width: int, stride: int, minimum: int = 0) -> tuple[int, int]:
+    """The size a frame is coded at: a multiple of the stride, and at least `minimum` a side."""
+    def side(n):
+        return max(-(-n // stride) * stride, -(-minimum // stride) * stride)
+    return side(height), side(width)
+
+
+def coded_offset(height: int, width: int, stride: int, minimum: int = 0) -> tuple[int, int]:
+    """Where the picture sits in its coded frame: top-left, or centred along a side shorter than
+    `minimum`, so that a tiny picture is surrounded by its own edge pixels rather than by the
+    transforms' zero padding."""
+    ch, cw = coded_size(height, width, stride, minimum)
+    return ((ch - height) // 2 if height < minimum else 0, (cw - width) // 2 if width < minimum else 0)
+
+
+def pad_to_stride(x: torch.Tensor, stride: int, minimum: int = 0) -> torch.Tensor:
+    """Replicate-pad to coded_size, the picture at coded_offset (edge pixels, never zeros)."""
     h, w = x.shape[-2:]
-    ph, pw = (-h) % stride, (-w) % stride
-    return F.pad(x, (0, pw, 0, ph), mode="replicate") if ph or pw else x
+    ch, cw = coded_size(h, w, stride, minimum)
+    top, left = coded_offset(h, w, stride, minimum)
+    pad = [left, cw - w - left, top, ch - h - top]
+    while any(pad):  # replicate padding is limited to the input's size per call: repeat for tiny frames
+        step = [min(p, x.shape[-1] if i < 2 else x.shape[-2]) for i, p in enumerate(pad)]
+        x = F.pad(x, step, mode="replicate")
+        pad = [p - s for p, s in zip(pad, step)]
+    return x

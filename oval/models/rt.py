@@ -103,6 +103,10 @@ class Synthesis(nn.Module):
 class RTModel(MultiRate, nn.Module):
     LAMBDAS, DEFAULT_LEVEL = QUALITY_LAMBDAS, DEFAULT_LEVEL
     stride = 8
+    # Frames are coded at least this big (edge pixels repeated): the depthwise convolutions pad with
+    # zeros, so a picture of one or two latent positions would be all border (a 2x2 red frame came
+    # back at 19 dB; at 32x32 coded, see tests/test_rt.py).
+    min_coded_side = 32
     Config = RTConfig
     temporal = True
 
