@@ -361,6 +361,8 @@ def train(cfg: TrainConfig, resume: bool = False) -> Optional[Path]:
     if not rt and getattr(model, "temporal", False) != (cfg.frames > 1):
         raise OvalError(f"{cfg.arch} trains on " + ("clips: pass --frames 2 or more" if model.temporal
                                                     else "single frames: drop --frames"))
+    if rt and cfg.stage == "inter" and cfg.init and not resume:
+        model.warm_start_inter()  # P-frames start as good as I-frames, the context switched off
     if rt and cfg.stage == "inter":  # the intra model is frozen: its transforms and prior take no steps
         for module in (model.g_a_intra, model.g_s_intra, model.prior_intra):
             module.requires_grad_(False)

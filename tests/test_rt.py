@@ -217,3 +217,17 @@ def test_tiny_and_thin_frames_round_trip(height, width):
     decoded = _decode(model, data, torch.get_num_threads())
     assert [d.shape for d in decoded] == [(height, width, 3)] * 2
     assert all(np.array_equal(a, b) for a, b in zip(decoded, recon, strict=True))
+
+
+def test_warm_started_p_frames_code_like_i_frames(carphone_frames):
+    """The P-frame stage starts from a copy of the intra half with the context switched off: a
+    P-frame then costs and looks exactly like an I-frame."""
+    model = tiny_model(12)
+    model.warm_start_inter()
+    model.update()
+    model.fingerprint = fingerprint(model)
+    frames = carphone_frames[:3]
+    intra = _encode(model, frames, torch.get_num_threads(), quality=6, intra_period=1)
+    inter = _encode(model, frames, torch.get_num_threads(), quality=6, intra_period=0)
+    assert all(np.array_equal(a, b) for a, b in zip(intra[1], inter[1], strict=True))
+    assert len(intra[0]) == len(inter[0])

@@ -156,6 +156,32 @@ class RTModel(MultiRate, nn.Module):
 
     # --- training -----------------------------------------------------------------------------
 
+    @torch.no_grad()
+    def warm_start_inter(self) -> None:
+        """Starts the P-frame half as a copy of the intra half, with the context switched off (its
+        fusions pass the frame's own features and ignore the context): a P-frame is then coded as
+        well as an I-frame from the first step, and training only has to learn what the previous
+        frame adds."""
+        for src, dst in ((self.g_a_intra, self.g_a_inter), (self.g_s_intra, self.g_s_inter)):
+            own = {k: v for k, v in src.state_dict().items()}
+            dst.load_state_dict(own, strict=False)
+            C = self.config.C
+            dst.fuse.weight.zero_()
+            dst.fuse.weight[:, :C, 0, 0] = torch.eye(C)
+            dst.fuse.bias.zero_()
+        self.gain_inter.copy_(self.gain_intra)
+        self.inverse_gain_inter.copy_(self.inverse_gain_intra)
+        src, dst = self.prior_intra, self.prior_inter
+        for name in ("h_a", "z_density", "h_s", "cb", "gaussian"):
+            getattr(dst, name).load_state_dict(getattr(src, name).state_dict())
+        first_src, first_dst = src.fuse.layers[0], dst.fuse.layers[0]
+        P = first_src.weight.shape[1]
+        first_dst.weight.zero_()
+        first_dst.weight[:, :P] = first_src.weight  # the hyperprior's features; the temporal ones start at zero
+        first_dst.bias.copy_(first_src.bias)
+        dst.fuse.layers[1].load_state_dict(src.fuse.layers[1].state_dict())
+        dst.freeze()
+
     def forward(self, frames: torch.Tensor, level, train_intra: bool = True) -> dict:
         """frames (B, T, 3, H, W): frame 0 intra, the rest P-frames, each from the model's own
         decoded reference (cascaded training). level: an int 1..levels or a (B,) tensor of them.
