@@ -130,12 +130,17 @@ class Encoder:
     """Encodes frames of one stream and writes each unit as soon as the frame is coded.
 
     quality: the model's level (None: its default). intra_period: an I-frame every N frames (1: all
-    intra, 0: only the first; None: DEFAULT_INTRA_PERIOD for a temporal model, else 1).
+    intra, 0: only the first; None: DEFAULT_INTRA_PERIOD for a temporal model, else 1), counted
+    from the last I-frame. scene_cuts: a P-frame that costs over SCENE_CUT_RATIO times the group's
+    P-frames so far is also coded as an I-frame, and the smaller one is kept (a cut, a flash, a
+    new shot: where prediction from the last frame fails).
     """
+
+    SCENE_CUT_RATIO = 1.5
 
     def __init__(self, model, sink: BinaryIO, width: int, height: int, fps: Fraction = Fraction(25),
                  frame_count: int = 0, device: torch.device = torch.device("cpu"),
-                 quality: Optional[int] = None, intra_period: Optional[int] = None):
+                 quality: Optional[int] = None, intra_period: Optional[int] = None, scene_cuts: bool = True):
         fps = Fraction(fps).limit_denominator(1001000)
         quality = model.default_quality if quality is None else quality
         check_quality(model, quality)
@@ -148,11 +153,14 @@ class Encoder:
         self.writer = bitstream.StreamWriter(sink, self.header)
         self.decoder = Decoder(model, self.header, device)
         self.index = 0
+        self.scene_cuts = scene_cuts and model.temporal and intra_period != 1
+        self.since_intra = 0  # frames since the last I-frame
+        self.p_sizes: list = []  # payload sizes of this group's P-frames
 
     def frame_type(self) -> FrameType:
         period = self.header.intra_period
-        first_of_gop = self.index == 0 if period == 0 else self.index % period == 0
-        return FrameType.INTRA if first_of_gop or self.decoder.reference is None else FrameType.INTER
+        due = self.index == 0 or (period > 0 and self.since_intra >= period)
+        return FrameType.INTRA if due or self.decoder.reference is None else FrameType.INTER
 
     @torch.no_grad()
     def encode(self, rgb: np.ndarray) -> FrameResult:
@@ -165,6 +173,16 @@ class Encoder:
         reference = self.decoder.reference if frame_type == FrameType.INTER else None
         x = pad_to_stride(x, self.model.stride, getattr(self.model, "min_coded_side", 0))
         payload = self.model.compress_frame(x, self.header.quality, reference)
+        if frame_type == FrameType.INTER and self.scene_cuts and len(self.p_sizes) >= 2 \
+                and len(payload) > self.SCENE_CUT_RATIO * sum(self.p_sizes) / len(self.p_sizes):
+            intra = self.model.compress_frame(x, self.header.quality, None)
+            if len(intra) < len(payload):
+                frame_type, payload = FrameType.INTRA, intra
+        if frame_type == FrameType.INTRA:
+            self.since_intra, self.p_sizes = 0, []
+        else:
+            self.p_sizes.append(len(payload))
+        self.since_intra += 1
         packet = FramePacket(self.index, frame_type, self.header.quality, payload)
         size = self.writer.write_frame(packet)
         # The reconstruction (and the next reference) come from the decoder's own path.

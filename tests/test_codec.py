@@ -51,3 +51,22 @@ def test_inter_frames_are_refused_by_an_intra_model(tiny):
     decoder = codec.Decoder(tiny, header)
     with pytest.raises(bs.FormatError, match="has no P-frames"):
         decoder.decode(bs.FramePacket(0, bs.FrameType.INTER, 0, b""))
+
+
+def test_a_scene_cut_is_coded_as_an_i_frame(carphone_frames, bikes):
+    """Two shots back to back in one group of pictures: the first frame of the second shot costs
+    far more as a P-frame than the P-frames before it, so the encoder codes it intra."""
+    import io
+
+    from oval import codec
+    from oval.io import read_frames
+    from oval.models.store import load_model
+    model = load_model("oval/weights/video-2026-11-25.safetensors")
+    second = [np.ascontiguousarray(f[60:204, 200:376]) for f in read_frames(bikes, 3)]
+    frames = carphone_frames[:4] + second
+    kinds = []
+    for cuts in (True, False):
+        encoder = codec.Encoder(model, io.BytesIO(), 176, 144, 25, len(frames), intra_period=0, scene_cuts=cuts)
+        kinds.append([encoder.encode(f).frame_type.name for f in frames])
+    assert kinds[0] == ["INTRA", "INTER", "INTER", "INTER", "INTRA", "INTER", "INTER"]
+    assert kinds[1] == ["INTRA"] + ["INTER"] * 6
