@@ -21,7 +21,8 @@ _MODELS: dict = {}
 _PRISTINE: dict = {}  # id(model) -> its update parameters as built
 # Tiny deterministic models with built tables (fast to decode), one per architecture.
 FUZZ_MODELS = {"oval-factorized": {"N": 4, "M": 4},
-               "oval-video": {"N": 4, "M": 4, "C": 4, "memory": True}}
+               "oval-video": {"N": 4, "M": 4, "C": 4, "memory": True},
+               "oval-rt": {"C": 8, "M": 8, "Z": 4, "P": 8}}
 
 
 def fuzz_model(arch: str = "oval-factorized"):
@@ -84,8 +85,12 @@ def make_seeds() -> None:
     rng = np.random.default_rng(0)
     seeds = {"small": ("oval-factorized", 16, 16, 2), "odd": ("oval-factorized", 23, 37, 3),
              "wide": ("oval-factorized", 16, 96, 1), "video_ip": ("oval-video", 32, 48, 4),
-             "video_odd_update": ("oval-video", 23, 37, 3)}
+             "video_odd_update": ("oval-video", 23, 37, 3), "rt_ip": ("oval-rt", 32, 48, 4),
+             "rt_tiny_update": ("oval-rt", 3, 5, 3)}
+    only = set(sys.argv[2:])  # names to write (default: all)
     for name, (arch, h, w, n) in seeds.items():
+        if only and name not in only:
+            continue
         model = fuzz_model(arch)
         _reset_updates(model)
         sink = io.BytesIO()
@@ -103,5 +108,5 @@ def make_seeds() -> None:
 
 
 if __name__ == "__main__":
-    if sys.argv[1:] == ["--make-seeds"]:
+    if sys.argv[1:2] == ["--make-seeds"]:
         make_seeds()
