@@ -98,8 +98,9 @@ def oval_point(model, frames: list, fps: float, device, out: Path, quality: int,
 
 # Coding switches an oval-rt model can be measured without (ablations at inference, same weights):
 # "MODEL#no-skip" codes every element, "MODEL#no-second-pass" gives the checkerboard's second half
-# the first pass's means.
-VARIANTS = ("no-skip", "no-second-pass")
+# the first pass's means, "MODEL#no-context" gives the P-frame transforms a zero temporal context
+# (the previous frame then informs only the entropy model, as in the first-generation model).
+VARIANTS = ("no-skip", "no-second-pass", "no-context")
 
 
 def load_variant(spec: str, device):
@@ -112,6 +113,10 @@ def load_variant(spec: str, device):
             prior.skip = False
         if prior is not None and variant == "no-second-pass":
             prior.checkerboard = False
+    if variant == "no-context":
+        import types
+        original = model._context
+        model._context = types.MethodType(lambda self, ref: torch.zeros_like(original(ref)), model)
     model.source_path = spec
     return model
 

@@ -112,5 +112,10 @@ def test_rd_variants_switch_coding_options(tiny_rt_model_path):
     assert model.prior_intra.skip is False and model.prior_inter.skip is False
     model = rd.load_variant(f"{tiny_rt_model_path}#no-second-pass", "cpu")
     assert model.prior_inter.checkerboard is False and model.prior_inter.skip is True
+    model = rd.load_variant(f"{tiny_rt_model_path}#no-context", "cpu")
+    import torch
+    from oval.models.rt import Reference
+    ref = Reference(torch.rand(1, 16, 4, 4), None)
+    assert not model._context(ref).any()
     with pytest.raises(SystemExit):
         rd.load_variant(f"{tiny_rt_model_path}#nope", "cpu")
