@@ -332,20 +332,9 @@ def loader_device(loader) -> torch.device:
     return getattr(loader, "device", torch.device("cpu"))
 
 
-def train(cfg: TrainConfig, resume: bool = False) -> Optional[Path]:
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    started = time.time()
-    d = distributed.init(pick_device(cfg.device))
-    out = Path(cfg.out)
-    from oval.corpus.build import is_corpus
-    corpus = len(cfg.data) == 1 and is_corpus(cfg.data[0])
-    files = None if corpus else usable_files(video_files(cfg.data), cfg.crop)
-    val_frames = read_frames(validation_clip(cfg, files), cfg.val_frames)
-    if d.main:
-        (out / "checkpoints").mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(cfg.seed + d.rank)
-    rng = random.Random(cfg.seed)
+def prepare_model(cfg: TrainConfig, resume: bool, d: distributed.Dist, rng: random.Random, out: Path):
+    """The model to train, on its device, with its optimizer: fresh, initialised from another
+    model, or resumed (full checkpoint, else the compact state). -> (model, optimizer, step, best)."""
     model = build_model(cfg.arch, model_config(cfg))
     if model.levels and cfg.lmbda != TrainConfig(data=[], out="").lmbda:
         raise OvalError(f"--lmbda does not apply to {cfg.arch}: it trains each of its {model.levels} quality "
@@ -370,8 +359,8 @@ def train(cfg: TrainConfig, resume: bool = False) -> Optional[Path]:
         model.inverse_gain_intra.requires_grad_(False)
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.lr)
     step, best = 0, float("inf")
-    last, best_path = out / "checkpoints" / "last.pt", out / "checkpoints" / "best.pt"
     if resume:
+        last = out / "checkpoints" / "last.pt"
         if last.is_file():
             step, best = load_checkpoint(last, cfg, model, optimizer, rng)
         elif checkpoint.has_state(out):
@@ -379,6 +368,55 @@ def train(cfg: TrainConfig, resume: bool = False) -> Optional[Path]:
             check_resume_keys(saved, cfg, out / checkpoint.STATE_DIR)
         else:
             raise OvalError(f"nothing to resume: neither {last} nor {out / checkpoint.STATE_DIR} exists")
+    return model, optimizer, step, best
+
+
+class Statistics:
+    """Running means of the training scalars, overall and per data source, between log lines."""
+
+    def __init__(self):
+        self.sums, self.seen, self.per_source, self.t0 = {"loss": 0.0, "bpp": 0.0, "psnr": 0.0}, 0, {}, time.time()
+
+    def add(self, losses: dict, sources: list) -> None:
+        self.seen += 1
+        for k, v in (("loss", losses["loss"].item()), ("bpp", losses["bpp"].item()),
+                     ("psnr", -10 * math.log10(max(losses["mse"].item(), 1e-10)))):
+            self.sums[k] += v
+        for name, b, m in zip(sources, losses["bpp_each"].tolist(), losses["mse_each"].tolist()):
+            acc = self.per_source.setdefault(name, [0.0, 0.0, 0])
+            acc[0] += b
+            acc[1] += -10 * math.log10(max(m, 1e-10))
+            acc[2] += 1
+
+    def flush(self, step: int, logger: "Logger", extra: dict, crops_per_step: int) -> dict:
+        """Writes the interval's means to TensorBoard, returns them, and starts a new interval."""
+        elapsed = time.time() - self.t0
+        stats = {k: v / max(1, self.seen) for k, v in self.sums.items()}
+        stats.update(extra, frames_per_s=self.seen * crops_per_step / elapsed, steps_per_s=self.seen / elapsed)
+        logger.scalars(step, stats, "train")
+        for name, (b, p, n) in self.per_source.items():
+            logger.scalars(step, {"bpp": b / n, "psnr": p / n, "samples": n}, f"source/{name}")
+        self.__init__()
+        return stats
+
+
+def train(cfg: TrainConfig, resume: bool = False) -> Optional[Path]:
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    started = time.time()
+    d = distributed.init(pick_device(cfg.device))
+    out = Path(cfg.out)
+    from oval.corpus.build import is_corpus
+    corpus = len(cfg.data) == 1 and is_corpus(cfg.data[0])
+    files = None if corpus else usable_files(video_files(cfg.data), cfg.crop)
+    val_frames = read_frames(validation_clip(cfg, files), cfg.val_frames)
+    if d.main:
+        (out / "checkpoints").mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(cfg.seed + d.rank)
+    rng = random.Random(cfg.seed)
+    model, optimizer, step, best = prepare_model(cfg, resume, d, rng, out)
+    rt = cfg.arch == "oval-rt"
+    last, best_path = out / "checkpoints" / "last.pt", out / "checkpoints" / "best.pt"
     start_step = step
     if d.main:
         (out / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
@@ -397,9 +435,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> Optional[Path]:
                disable=not d.main, dynamic_ncols=True, mininterval=2.0)
     model.train()
     deadline = started + cfg.hours * 3600 if cfg.hours > 0 else float("inf")
-    sums, seen, skipped, t0, val = {"loss": 0.0, "bpp": 0.0, "psnr": 0.0}, 0, 0, time.time(), {}
-    per_source: dict = {}
-    last_save = time.time()
+    statistics, skipped, val, last_save = Statistics(), 0, {}, time.time()
 
     def save_all() -> None:
         save_checkpoint(last, model, optimizer, step, cfg, rng, best)
@@ -433,31 +469,18 @@ def train(cfg: TrainConfig, resume: bool = False) -> Optional[Path]:
             losses["loss"].backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
             optimizer.step()
-            seen += 1
-            for k, v in (("loss", losses["loss"].item()), ("bpp", losses["bpp"].item()),
-                         ("psnr", -10 * math.log10(max(losses["mse"].item(), 1e-10)))):
-                sums[k] += v
-            for name, b, m in zip(sources, losses["bpp_each"].tolist(), losses["mse_each"].tolist()):
-                acc = per_source.setdefault(name, [0.0, 0.0, 0])
-                acc[0] += b
-                acc[1] += -10 * math.log10(max(m, 1e-10))
-                acc[2] += 1
+            statistics.add(losses, sources)
             bar.update(1)
             if step % cfg.log_every == 0 or step == cfg.steps:
-                elapsed = time.time() - t0
-                stats = {k: v / max(1, seen) for k, v in sums.items()}
-                stats.update(lr=optimizer.param_groups[0]["lr"], frames_per_s=seen * cfg.batch_size * d.world / elapsed,
-                             steps_per_s=seen / elapsed, data_wait_fraction=loader.wait_fraction(), skipped=skipped)
-                logger.scalars(step, stats, "train")
-                for name, (b, p, n) in per_source.items():
-                    logger.scalars(step, {"bpp": b / n, "psnr": p / n, "samples": n}, f"source/{name}")
+                stats = statistics.flush(step, logger, {"lr": optimizer.param_groups[0]["lr"], "skipped": skipped,
+                                                        "data_wait_fraction": loader.wait_fraction()},
+                                         cfg.batch_size * d.world)
                 bar.set_postfix(loss=f"{stats['loss']:.3f}", bpp=f"{stats['bpp']:.3f}", psnr=f"{stats['psnr']:.2f}")
                 if d.main:
                     bar.write(f"step {step}/{cfg.steps}  loss {stats['loss']:.4f}  bpp {stats['bpp']:.4f}  "
                               f"psnr {stats['psnr']:.2f}  lr {stats['lr']:.2e}  {stats['steps_per_s']:.2f} steps/s  "
                               f"{stats['frames_per_s']:.0f} crops/s  data wait {stats['data_wait_fraction']:.1%}",
                               file=sys.stderr)
-                sums, seen, t0, per_source = dict.fromkeys(sums, 0.0), 0, time.time(), {}
             if d.main and (step % cfg.val_every == 0 or step == cfg.steps):
                 val = validate(model, val_frames, d, logger, step, rt and cfg.stage == "intra")
                 q = model.default_quality
