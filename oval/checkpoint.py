@@ -58,7 +58,9 @@ def _read_shards(folder: Path, names: list) -> dict:
 
 
 def save_state(run_dir: Path, model, optimizer, step: int, train_config: dict, rng: random.Random,
-               best: float) -> Path:
+               best: float, schedule_seconds: float = 0.0) -> Path:
+    """schedule_seconds: wall-clock time trained so far, so that a resumed --hours run continues its
+    learning-rate schedule instead of restarting it."""
     folder = Path(run_dir) / STATE_DIR
     folder.mkdir(parents=True, exist_ok=True)
     weights = {k: v for k, v in model.state_dict().items() if not _derived(k)}
@@ -72,7 +74,7 @@ def save_state(run_dir: Path, model, optimizer, step: int, train_config: dict, r
     steps = {names[i]: float(optimizer.state[p]["step"]) for i, p in enumerate(model.parameters())
              if "step" in optimizer.state.get(p, {})}
     import dataclasses
-    meta = {"step": step, "best": best, "arch": model.arch, "model_config": dataclasses.asdict(model.config),
+    meta = {"step": step, "best": best, "schedule_seconds": schedule_seconds, "arch": model.arch, "model_config": dataclasses.asdict(model.config),
             "train_config": train_config,
             "weights": _write_shards(weights, folder, "weights"),
             "moments": _write_shards(moments, folder, "adam") if moments else [],
@@ -112,8 +114,9 @@ def load_weights(run_dir: Path, model) -> dict:
     return meta
 
 
-def load_state(run_dir: Path, model, optimizer, rng: random.Random) -> tuple[int, float, dict]:
-    """Loads weights and optimizer moments into model/optimizer; -> (step, best, train_config)."""
+def load_state(run_dir: Path, model, optimizer, rng: random.Random) -> tuple[int, float, dict, float]:
+    """Loads weights and optimizer moments into model/optimizer;
+    -> (step, best, train_config, schedule_seconds)."""
     folder = Path(run_dir) / STATE_DIR
     meta = load_weights(run_dir, model)
     moments = _read_shards(folder, meta["moments"])
@@ -126,4 +129,5 @@ def load_state(run_dir: Path, model, optimizer, rng: random.Random) -> tuple[int
         state["step"] = torch.tensor(meta["adam_steps"].get(name, 0.0))
     version, internal, gauss = meta["py_rng"]
     rng.setstate((version, tuple(internal), gauss))
-    return meta["step"], meta.get("best", float("inf")), meta.get("train_config", {})
+    return (meta["step"], meta.get("best", float("inf")), meta.get("train_config", {}),
+            float(meta.get("schedule_seconds", 0.0)))

@@ -80,7 +80,8 @@ class TrainConfig:
     max_frames: int = _opt(300, "frames read per clip")
     photo_share: float = _opt(0.7, "corpus data: share of samples cut from photos with synthetic motion "
                                    "(the rest from real clips)")
-    hours: float = _opt(0.0, "stop cleanly after this many hours of wall-clock time and save (0: no limit)")
+    hours: float = _opt(0.0, "stop cleanly after this many hours of wall-clock time and save (0: no limit); "
+                              "a resumed run counts the hours it has already trained")
     save_minutes: float = _opt(10.0, "also checkpoint every this many minutes")
     threads: int = _opt(0, "torch CPU threads (0: torch's default)")
     val: str = _opt("", "held-out clip for validation (default: the corpus's validation clip, or the first "
@@ -222,16 +223,17 @@ def lr_at(step: int, cfg: TrainConfig, time_fraction: float = 0.0) -> float:
 
 
 def save_checkpoint(path: Path, model, optimizer, step: int, cfg: TrainConfig, rng: random.Random,
-                    best: float) -> None:
+                    best: float, schedule_seconds: float = 0.0) -> None:
     tmp = path.with_name(path.name + ".part")
     torch.save({"arch": model.arch, "model_config": dataclasses.asdict(model.config),
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
-                "best": best, "train_config": dataclasses.asdict(cfg), "torch_rng": torch.get_rng_state(),
+                "best": best, "schedule_seconds": schedule_seconds, "train_config": dataclasses.asdict(cfg), "torch_rng": torch.get_rng_state(),
                 "py_rng": rng.getstate()}, tmp)  # nested tuples of ints: safe for weights_only loading
     os.replace(tmp, path)
 
 
-def load_checkpoint(path: Path, cfg: TrainConfig, model, optimizer, rng: random.Random) -> tuple[int, float]:
+def load_checkpoint(path: Path, cfg: TrainConfig, model, optimizer, rng: random.Random) -> tuple[int, float, float]:
+    """-> (step, best, schedule_seconds)"""
     ckpt = torch.load(str(path), map_location="cpu", weights_only=True)
     check_resume_keys(ckpt.get("train_config", {}), cfg, path)
     model.load_state_dict(ckpt["model"])
@@ -239,7 +241,7 @@ def load_checkpoint(path: Path, cfg: TrainConfig, model, optimizer, rng: random.
     torch.set_rng_state(ckpt["torch_rng"])
     version, state, gauss = ckpt["py_rng"]
     rng.setstate((version, tuple(state), gauss))
-    return ckpt["step"], ckpt.get("best", float("inf"))
+    return ckpt["step"], ckpt.get("best", float("inf")), float(ckpt.get("schedule_seconds", 0.0))
 
 
 class Logger:
@@ -334,7 +336,8 @@ def loader_device(loader) -> torch.device:
 
 def prepare_model(cfg: TrainConfig, resume: bool, d: distributed.Dist, rng: random.Random, out: Path):
     """The model to train, on its device, with its optimizer: fresh, initialised from another
-    model, or resumed (full checkpoint, else the compact state). -> (model, optimizer, step, best)."""
+    model, or resumed (full checkpoint, else the compact state).
+    -> (model, optimizer, step, best, schedule_seconds already trained)."""
     model = build_model(cfg.arch, model_config(cfg))
     if model.levels and cfg.lmbda != TrainConfig(data=[], out="").lmbda:
         raise OvalError(f"--lmbda does not apply to {cfg.arch}: it trains each of its {model.levels} quality "
@@ -358,17 +361,17 @@ def prepare_model(cfg: TrainConfig, resume: bool, d: distributed.Dist, rng: rand
         model.gain_intra.requires_grad_(False)
         model.inverse_gain_intra.requires_grad_(False)
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.lr)
-    step, best = 0, float("inf")
+    step, best, schedule_seconds = 0, float("inf"), 0.0
     if resume:
         last = out / "checkpoints" / "last.pt"
         if last.is_file():
-            step, best = load_checkpoint(last, cfg, model, optimizer, rng)
+            step, best, schedule_seconds = load_checkpoint(last, cfg, model, optimizer, rng)
         elif checkpoint.has_state(out):
-            step, best, saved = checkpoint.load_state(out, model, optimizer, rng)
+            step, best, saved, schedule_seconds = checkpoint.load_state(out, model, optimizer, rng)
             check_resume_keys(saved, cfg, out / checkpoint.STATE_DIR)
         else:
             raise OvalError(f"nothing to resume: neither {last} nor {out / checkpoint.STATE_DIR} exists")
-    return model, optimizer, step, best
+    return model, optimizer, step, best, schedule_seconds
 
 
 class Statistics:
@@ -414,7 +417,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> Optional[Path]:
         (out / "checkpoints").mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed + d.rank)
     rng = random.Random(cfg.seed)
-    model, optimizer, step, best = prepare_model(cfg, resume, d, rng, out)
+    model, optimizer, step, best, trained_before = prepare_model(cfg, resume, d, rng, out)
     rt = cfg.arch == "oval-rt"
     last, best_path = out / "checkpoints" / "last.pt", out / "checkpoints" / "best.pt"
     start_step = step
@@ -434,16 +437,21 @@ def train(cfg: TrainConfig, resume: bool = False) -> Optional[Path]:
     bar = tqdm(total=cfg.steps or None, initial=step, desc="train", unit="step", file=sys.stderr,
                disable=not d.main, dynamic_ncols=True, mininterval=2.0)
     model.train()
-    deadline = started + cfg.hours * 3600 if cfg.hours > 0 else float("inf")
+    # --hours is the whole run's budget: a resumed run spends what is left of it and carries on
+    # down the same learning-rate curve.
+    deadline = started + cfg.hours * 3600 - trained_before if cfg.hours > 0 else float("inf")
+
+    def schedule_seconds() -> float:
+        return trained_before + time.time() - started
     statistics, skipped, val, last_save = Statistics(), 0, {}, time.time()
 
     def save_all() -> None:
-        save_checkpoint(last, model, optimizer, step, cfg, rng, best)
-        checkpoint.save_state(out, model, optimizer, step, dataclasses.asdict(cfg), rng, best)
+        save_checkpoint(last, model, optimizer, step, cfg, rng, best, schedule_seconds())
+        checkpoint.save_state(out, model, optimizer, step, dataclasses.asdict(cfg), rng, best, schedule_seconds())
 
     try:
         while (step < cfg.steps or cfg.steps == 0) and time.time() < deadline:
-            used = (time.time() - started) / (cfg.hours * 3600) if cfg.hours > 0 else 0.0
+            used = schedule_seconds() / (cfg.hours * 3600) if cfg.hours > 0 else 0.0
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(step, cfg, used)
             x, x_in, sources = next_input(loader, cfg, cuda)
@@ -488,7 +496,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> Optional[Path]:
                 cost = lmbda_val * 255**2 * val["mse"] + val["bpp"]
                 if cost < best:
                     best = cost
-                    save_checkpoint(best_path, model, optimizer, step, cfg, rng, best)
+                    save_checkpoint(best_path, model, optimizer, step, cfg, rng, best, schedule_seconds())
             if d.main and (step % cfg.save_every == 0 or time.time() - last_save > 60 * cfg.save_minutes):
                 save_all()
                 last_save = time.time()

@@ -94,7 +94,12 @@ def test_training_stops_on_time_logs_per_source_and_resumes_from_the_compact_sta
     acc = EventAccumulator(str(run / "logs"))
     acc.Reload()
     assert any(t.startswith("source/bikes/") for t in acc.Tags()["scalars"])
+    trained = json.loads((run / "state" / "state.json").read_text())["schedule_seconds"]
+    assert trained >= 0.004 * 3600
     (run / "checkpoints" / "last.pt").unlink()  # a fresh machine: only what the repository keeps
-    assert train_main(args + ["--hours", "0.003", "--resume"]) == 0
+    # --hours is the run's whole budget: the resumed slice spends what is left of 0.008 h.
+    assert train_main(args + ["--hours", "0.008", "--resume"]) == 0
     slices = [json.loads(line) for line in (run / "slices.jsonl").read_text().splitlines()]
     assert len(slices) == 2 and slices[1]["start_step"] == slices[0]["end_step"] < slices[1]["end_step"]
+    assert slices[1]["wall_hours"] < 0.007
+    assert json.loads((run / "state" / "state.json").read_text())["schedule_seconds"] >= 0.008 * 3600
