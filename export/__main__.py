@@ -21,7 +21,7 @@ def main(argv=None) -> int:
     precision = p.add_mutually_exclusive_group()
     precision.add_argument("--fp16", action="store_true", help="TensorRT engines in fp16")
     precision.add_argument("--bf16", action="store_true", help="TensorRT engines in bf16")
-    p.add_argument("--min-size", default="64x64", help="smallest frame, WxH (engine profile)")
+    p.add_argument("--min-size", default="16x16", help="smallest frame, WxH (engine profile)")
     p.add_argument("--opt-size", default="1280x720", help="frame size to optimise for, WxH")
     p.add_argument("--max-size", default="3840x2160", help="largest frame, WxH")
     p.add_argument("--clip", default="bikes", help="video (or sample name) whose frames check the graphs")
@@ -66,9 +66,12 @@ def run(args) -> int:
     print("ONNX Runtime vs torch, largest difference: " + ", ".join(
         f"{k.replace('_max_abs_diff', '')} {v:.2e}" for k, v in parity.items()), file=sys.stderr)
     if args.tensorrt and hasattr(model, "graphs"):
-        raise OvalError(f"TensorRT engines for {model.arch} are not built yet (its graphs take several inputs); "
-                        "the ONNX graphs above run in ONNX Runtime")
-    if args.tensorrt:
+        precision = "fp16" if args.fp16 else "bf16" if args.bf16 else "fp32"
+        files = trt_export.build_graph_engines(model, out, out / "engines", profile, precision)
+        manifest["tensorrt"] = {"engines": files, "precision": precision}
+        write_manifest(out, manifest)
+        print(f"wrote TensorRT engines ({precision}) to {out / 'engines'}", file=sys.stderr)
+    elif args.tensorrt:
         precision = "fp16" if args.fp16 else "bf16" if args.bf16 else "fp32"
         shapes = trt_export.profile_shapes(profile, model.stride, model.config.M)
         (out / "engines").mkdir(exist_ok=True)

@@ -26,7 +26,7 @@ MANIFEST_VERSION = 1
 class SizeProfile:
     """Frame sizes an engine is built for (TensorRT optimisation profiles), as (height, width)."""
 
-    min: tuple = (64, 64)
+    min: tuple = (16, 16)  # oval-rt codes in stripes as short as two rows of its 1/8 grid
     opt: tuple = (720, 1280)
     max: tuple = (2160, 3840)
 

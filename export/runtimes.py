@@ -85,14 +85,23 @@ def _tensorrt_model(model, device: torch.device):
 
 
 def _graph_runtime(model, device: torch.device, backend: str):
-    """A multi-graph model (oval-rt) whose float transforms run in ONNX Runtime."""
-    from oval.export.onnx import graph_runner, read_manifest
-    if backend != "onnxruntime":
-        raise OvalError(f"--backend {backend} is not built for {model.arch} yet (its transforms take several "
-                        "inputs); use --backend onnxruntime or torch")
+    """A multi-graph model (oval-rt) whose float transforms run in ONNX Runtime or TensorRT."""
+    from oval.export.onnx import SizeProfile, graph_runner, read_manifest, write_manifest
+    if backend == "tensorrt":
+        from oval.export import tensorrt as trt_export
+        trt_export.require_tensorrt()
+        if device.type != "cuda":
+            raise OvalError("--backend tensorrt needs a CUDA device (--device cuda)")
     out = ensure_export(model)
-    graphs = read_manifest(out)["graphs"]
-    runners = {name: graph_runner(out / g["file"], device, tuple(g["inputs"])) for name, g in graphs.items()}
+    if backend == "tensorrt":
+        files = trt_export.build_graph_engines(model, out, out / "engines", SizeProfile())
+        manifest = read_manifest(out)
+        manifest["tensorrt"] = {"engines": files, "precision": "fp32"}
+        write_manifest(out, manifest)
+        runners = trt_export.graph_engines(model, out / "engines", device)
+    else:
+        graphs = read_manifest(out)["graphs"]
+        runners = {name: graph_runner(out / g["file"], device, tuple(g["inputs"])) for name, g in graphs.items()}
     runtime = copy.copy(model)
     object.__setattr__(runtime, "run_graph", lambda name, *inputs: runners[name](*inputs))
     object.__setattr__(runtime, "backend", backend)

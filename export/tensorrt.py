@@ -41,8 +41,25 @@ def profile_shapes(profile, stride: int, latent_channels: int) -> dict:
     return {"x": tuple(frame(s) for s in sizes), "y_hat": tuple(latent(s) for s in sizes)}
 
 
-def build_engine(onnx_path: Path, engine_path: Path, input_name: str, shapes: tuple, precision: str = "fp32",
+def graph_profile_shapes(profile, stride: int, examples: tuple, names_in: tuple, example_side: int = 64) -> dict:
+    """Profile shapes for every input of a multi-input graph (oval-rt's, see RTModel.graphs): a 4-D
+    input scales with the frame as its example does with the example frame (example_side pixels:
+    frames 1:1, 1/8-resolution features 1:8); any other input (the quality level) keeps its shape."""
+    frames = profile_shapes(profile, stride, 1)["x"]
+    shapes = {}
+    for name, example in zip(names_in, examples):
+        if example.dim() == 4:
+            scale = example.shape[-1] / example_side
+            shapes[name] = tuple((1, example.shape[1], int(f[2] * scale), int(f[3] * scale)) for f in frames)
+        else:
+            shapes[name] = (tuple(example.shape),) * 3
+    return shapes
+
+
+def build_engine(onnx_path: Path, engine_path: Path, input_name, shapes, precision: str = "fp32",
                  workspace_bytes: int = 2 << 30) -> None:
+    """input_name + shapes (min, opt, max) for a one-input graph, or input_name=None and shapes a
+    dict name -> (min, opt, max) for every input of a multi-input graph."""
     trt = require_tensorrt()
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
@@ -58,7 +75,8 @@ def build_engine(onnx_path: Path, engine_path: Path, input_name: str, shapes: tu
     elif precision == "bf16":
         config.set_flag(trt.BuilderFlag.BF16)
     profile = builder.create_optimization_profile()
-    profile.set_shape(input_name, *shapes)
+    for name, (low, opt, high) in (shapes.items() if input_name is None else [(input_name, shapes)]):
+        profile.set_shape(name, low, opt, high)
     config.add_optimization_profile(profile)
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
@@ -69,28 +87,60 @@ def build_engine(onnx_path: Path, engine_path: Path, input_name: str, shapes: tu
 
 
 class Engine:
-    """One engine with one input and one output, run on torch CUDA tensors (no host copies)."""
+    """One engine run on torch CUDA tensors (no host copies): named inputs in order, one output
+    returned as a tensor, several as a tuple."""
 
-    def __init__(self, path: Path, input_name: str, output_name: str, device: torch.device):
+    def __init__(self, path: Path, input_names, output_names, device: torch.device):
         trt = require_tensorrt()
         if device.type != "cuda":
             raise OvalError("--backend tensorrt needs a CUDA device")
-        self.device, self.input_name, self.output_name = device, input_name, output_name
+        self.device = device
+        self.input_names = (input_names,) if isinstance(input_names, str) else tuple(input_names)
+        self.output_names = (output_names,) if isinstance(output_names, str) else tuple(output_names)
         self.runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
         self.engine = self.runtime.deserialize_cuda_engine(path.read_bytes())
         if self.engine is None:
             raise OvalError(f"cannot load TensorRT engine {path} (built by another TensorRT version or GPU?)")
         self.context = self.engine.create_execution_context()
+        dtypes = {trt.float32: torch.float32, trt.float16: torch.float16, trt.int32: torch.int32,
+                  trt.int64: torch.int64, trt.bfloat16: torch.bfloat16}
+        self.dtypes = {name: dtypes[self.engine.get_tensor_dtype(name)]
+                       for name in self.input_names + self.output_names}
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.to(self.device, torch.float32).contiguous()
-        self.context.set_input_shape(self.input_name, tuple(x.shape))
-        out = torch.empty(tuple(self.context.get_tensor_shape(self.output_name)), dtype=torch.float32,
-                          device=self.device)
-        self.context.set_tensor_address(self.input_name, x.data_ptr())
-        self.context.set_tensor_address(self.output_name, out.data_ptr())
+    def __call__(self, *inputs: torch.Tensor):
+        kept = []  # the converted inputs must outlive the launch
+        for name, t in zip(self.input_names, inputs, strict=True):
+            t = t.to(self.device, self.dtypes[name]).contiguous()
+            kept.append(t)
+            self.context.set_input_shape(name, tuple(t.shape))
+            self.context.set_tensor_address(name, t.data_ptr())
+        outs = []
+        for name in self.output_names:
+            out = torch.empty(tuple(self.context.get_tensor_shape(name)), dtype=self.dtypes[name], device=self.device)
+            self.context.set_tensor_address(name, out.data_ptr())
+            outs.append(out)
         stream = torch.cuda.current_stream(self.device)
         if not self.context.execute_async_v3(stream.cuda_stream):
             raise OvalError("TensorRT execution failed")
         stream.synchronize()
-        return out
+        outs = [o.float() for o in outs]
+        return outs[0] if len(outs) == 1 else tuple(outs)
+
+
+def build_graph_engines(model, onnx_dir: Path, engines: Path, profile, precision: str = "fp32") -> list:
+    """An engine per graph of a multi-graph model (oval-rt); -> the engine files, relative to onnx_dir."""
+    engines.mkdir(exist_ok=True)
+    built = []
+    for name, (_, examples, names_in, _) in model.graphs().items():
+        plan = engines / f"{name}.plan"
+        if not plan.is_file():
+            build_engine(onnx_dir / f"{name}.onnx", plan, None,
+                         graph_profile_shapes(profile, model.stride, examples, names_in), precision)
+        built.append(str(plan.relative_to(onnx_dir)))
+    return built
+
+
+def graph_engines(model, engines: Path, device: torch.device) -> dict:
+    """name -> Engine for every graph of a multi-graph model."""
+    return {name: Engine(engines / f"{name}.plan", names_in, names_out, device)
+            for name, (_, _, names_in, names_out) in model.graphs().items()}

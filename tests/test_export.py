@@ -19,22 +19,43 @@ def private_cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("OVAL_CACHE", str(tmp_path_factory.getbasetemp() / "oval-cache"))
 
 
+def _check_graph(path):
+    model = onnx.load(str(path))
+    onnx.checker.check_model(model, full_check=True)
+    assert all(n.domain in ("", "ai.onnx") for n in model.graph.node), "custom ops"
+    return {n.op_type for n in model.graph.node}
+
+
 def test_export_default_writes_valid_onnx_close_to_torch(tmp_path, capsys):
+    """The default (oval-rt): its five float graphs, each in ONNX Runtime within 1e-4 of torch, and
+    its integer prior networks and tables beside them."""
     assert export_main(["default", "--out", str(tmp_path), "--frames", "2"]) == 0
     manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["arch"] == "oval-rt" and len(manifest["fingerprint"]) == 32
+    assert set(manifest["graphs"]) == {"g_a_intra", "g_s_intra", "g_a_inter", "g_s_inter", "context"}
+    for name, graph in manifest["graphs"].items():
+        assert "Conv" in _check_graph(tmp_path / graph["file"])
+        assert manifest["parity"][f"{name}_max_abs_diff"] < 1e-4
+    from safetensors.torch import load_file
+    integer = load_file(str(tmp_path / "entropy.safetensors"))
+    assert any(k.endswith(".w_int") for k in integer) and any(".table_" in k for k in integer)
+    assert "largest difference" in capsys.readouterr().err
+
+
+def test_export_of_an_earlier_model(tmp_path, capsys):
+    """oval-video (the previous default, still shipped): encoder and decoder graphs."""
+    from pathlib import Path
+    video = Path(__file__).parents[1] / "oval" / "weights" / "video-2026-11-25.safetensors"
+    assert export_main([str(video), "--out", str(tmp_path), "--frames", "2"]) == 0
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
     for name in ("encoder.onnx", "decoder.onnx"):
-        model = onnx.load(str(tmp_path / name))
-        onnx.checker.check_model(model, full_check=True)
-        ops = {n.op_type for n in model.graph.node}
-        assert all(n.domain in ("", "ai.onnx") for n in model.graph.node), "custom ops"
+        ops = _check_graph(tmp_path / name)
         assert "Conv" in ops or "ConvTranspose" in ops
-    assert manifest["arch"] == "oval-video" and len(manifest["fingerprint"]) == 32
-    assert manifest["latent_networks"] == "torch"
+    assert manifest["arch"] == "oval-video" and manifest["latent_networks"] == "torch"
     assert manifest["parity"]["encoder_max_abs_diff"] < 1e-4 and manifest["parity"]["decoder_max_abs_diff"] < 1e-4
     from safetensors.torch import load_file
     tables = load_file(str(tmp_path / "entropy.safetensors"))
     assert "gaussian.table_counts" in tables and "intra_densities.5.table_counts" in tables
-    assert "largest difference" in capsys.readouterr().err
 
 
 def run(main, args, capsys):
@@ -94,3 +115,16 @@ def test_engine_profiles_follow_the_stride():
         trt_export.profile_shapes(SizeProfile((720, 1280), (64, 64), (1080, 1920)), 16, 96)
     with pytest.raises(Exception, match="WIDTHxHEIGHT"):
         parse_size("big")
+
+
+def test_engine_profiles_of_a_multi_input_graph():
+    """oval-rt's graphs: frames at full size, features and latents at 1/8, the level fixed."""
+    from oval.models.store import build_model
+    model = build_model("oval-rt", {"C": 16, "M": 16, "Z": 8, "P": 16})
+    _, examples, names_in, _ = model.graphs()["g_s_inter"]
+    profile = SizeProfile(parse_size("100x50"), parse_size("1280x720"), parse_size("1920x1080"))
+    shapes = trt_export.graph_profile_shapes(profile, model.stride, examples, names_in)
+    assert shapes["y_hat"] == ((1, 16, 7, 13), (1, 16, 90, 160), (1, 16, 135, 240))
+    assert shapes["context"][2] == (1, 16, 135, 240) and shapes["level"] == ((1,), (1,), (1,))
+    _, examples, names_in, _ = model.graphs()["g_a_intra"]
+    assert trt_export.graph_profile_shapes(profile, model.stride, examples, names_in)["x"][1] == (1, 3, 720, 1280)
