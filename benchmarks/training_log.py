@@ -31,9 +31,12 @@ def read(run_dirs: list) -> tuple[list, list]:
 
 def markdown(slices: list, heldout: list) -> str:
     rows = ["| run | stage | steps | wall hours | total hours | machine | val bpp | val PSNR |", "|---|---|---|---|---|---|---|---|"]
+    def shown(value, digits):  # a slice cut short by a lost machine has no validation
+        return "n/a" if value is None else f"{value:.{digits}f}"
+
     for s in slices:
         rows.append(f"| {s['run']} | {s['stage']} | {s['start_step']}-{s['end_step']} | {s['wall_hours']:.2f} | "
-                    f"{s['hours_total']:.2f} | {s['machine']} | {s['val_bpp']:.3f} | {s['val_psnr']:.2f} |")
+                    f"{s['hours_total']:.2f} | {s['machine']} | {shown(s['val_bpp'], 3)} | {shown(s['val_psnr'], 2)} |")
     if heldout:
         rows += ["", "| run | total hours | intra period | clips | mean BD-rate vs x264 | vs x265 | vs SVT-AV1 |",
                  "|---|---|---|---|---|---|---|"]
@@ -49,9 +52,12 @@ def plot(slices: list, heldout: list, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
-    a.plot([s["hours_total"] for s in slices], [s["val_psnr"] for s in slices], "o-")
+    for stage in sorted({s["stage"] for s in slices}):  # intra validates all-intra, inter with P-frames
+        pts = [s for s in slices if s["stage"] == stage and s["val_psnr"] is not None]
+        a.plot([s["hours_total"] for s in pts], [s["val_psnr"] for s in pts], "o-", label=f"{stage} stage")
     a.set_xlabel("training hours (all slices)")
     a.set_ylabel("validation PSNR (dB), default level")
+    a.legend(fontsize=8)
     a.grid(alpha=0.3)
     for gop in sorted({h["gop"] for h in heldout}):
         pts = [h for h in heldout if h["gop"] == gop and h["mean_bd_rate"].get("x264") is not None]

@@ -119,3 +119,23 @@ def test_rd_variants_switch_coding_options(tiny_rt_model_path):
     assert not model._context(ref).any()
     with pytest.raises(SystemExit):
         rd.load_variant(f"{tiny_rt_model_path}#nope", "cpu")
+
+
+def test_training_log_adds_hours_across_runs_and_tolerates_a_cut_slice(tmp_path, capsys):
+    """An intra run then an inter run read as one history; a slice without validation (a lost
+    machine) shows n/a; held-out lines sit at the hours trained before them."""
+    intra, inter = tmp_path / "intra", tmp_path / "inter"
+    for run, lines in ((intra, [{"stage": "intra", "end_step": 10, "wall_hours": 1.0, "val_bpp": 0.5, "val_psnr": 35.0}]),
+                       (inter, [{"stage": "inter", "end_step": 6, "wall_hours": 0.5, "val_bpp": None, "val_psnr": None},
+                                {"stage": "inter", "end_step": 9, "wall_hours": 0.25, "val_bpp": 0.3, "val_psnr": 33.0}])):
+        run.mkdir()
+        (run / "slices.jsonl").write_text("".join(json.dumps({"start_step": 0, "machine": "cpu", **s}) + "\n"
+                                                  for s in lines))
+    (inter / "heldout.jsonl").write_text(json.dumps({"hours": 0.75, "gop": 32, "clips": ["a", "b"],
+                                                     "mean_bd_rate": {"x264": 120.0, "x265": None}}) + "\n")
+    log = script("training_log")
+    assert log.main([str(intra), str(inter), "--markdown", "--plot", str(tmp_path / "log.png")]) == 0
+    table = capsys.readouterr().out
+    assert "| inter | inter | 0-6 | 0.50 | 1.50 | cpu | n/a | n/a |" in table
+    assert "| inter | 1.75 | 32 | 2 | +120.0% | n/a |" in table
+    assert (tmp_path / "log.png").stat().st_size > 1000

@@ -31,7 +31,11 @@ STREAMS = {
     "rt_q3_gop3": ("tiny_rt", 3, 3, 5, (48, 64)),
     "rt_q10_gop0_odd": ("tiny_rt", 10, 0, 4, (45, 71)),
     "default": ("default", None, None, 4, (144, 176)),  # its default quality and intra period
+    # Earlier defaults ship on so that their streams decode: each keeps a golden stream.
+    "shipped_video_2026_11_25": ("video-2026-11-25", None, None, 4, (144, 176)),
+    "shipped_factorized_2026_11_24": ("factorized-2026-11-24", None, 1, 2, (144, 176)),
 }
+SHIPPED = ("default", "video-2026-11-25", "factorized-2026-11-24")
 
 # name -> (arch, config, seed)
 MODELS = {
@@ -49,7 +53,10 @@ def frame_md5(frame: np.ndarray) -> str:
 
 
 def model_path(name: str) -> str:
-    return "default" if name == "default" else str(HERE / f"{name}.safetensors")
+    if name == "default":
+        return name
+    folder = HERE.parents[1] / "oval" / "weights" if name in SHIPPED else HERE
+    return str(folder / f"{name}.safetensors")
 
 
 def decode_hashes(stream: Path, model) -> list:
