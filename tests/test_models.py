@@ -102,7 +102,8 @@ def test_missing_model_and_non_model_file(tmp_path):
 def test_shipped_default_model_loads():
     from oval.models.store import shipped_model_for
     model = load_model("default")
-    assert model.arch == "oval-video" and model.levels == 6 and model.temporal and len(model.fingerprint) == 16
+    assert model.arch == "oval-rt" and model.levels == 10 and model.default_quality == 6
+    assert len(model.fingerprint) == 16 and model.metadata.get("stage") == "inter"  # P-frames trained
     assert shipped_model_for(model.fingerprint) == str(default_weights_path())
 
 

@@ -37,7 +37,7 @@ def test_rd_writes_plot_and_numbers(tmp_path, capsys):
     assert report["summary"]["x264"]["clips"] == 1
     assert "x264_crf22_psnr" in result["top_level_vs_x264_crf22"]
     # The default model: one point per quality level, with P-frames and all intra.
-    assert len(result["oval"]) == len(result["oval_intra"]) == 6 and len(result["codecs"]["x264"]) == 6
+    assert len(result["oval"]) == len(result["oval_intra"]) == 10 and len(result["codecs"]["x264"]) == 6
     for point in result["codecs"]["svtav1"] + result["oval"] + result["oval_intra"]:
         assert point["bpp"] > 0 and point["psnr"] > 0 and 0 < point["ms_ssim"] <= 1 and point["encode_fps"] > 0
     x264 = sorted(result["codecs"]["x264"], key=lambda p: p["crf"])
