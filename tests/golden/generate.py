@@ -52,6 +52,13 @@ def frame_md5(frame: np.ndarray) -> str:
     return hashlib.md5(np.ascontiguousarray(frame).tobytes()).hexdigest()
 
 
+def model_file(name: str) -> str:
+    """Where a golden stream's model lives, relative to the repository ("default": the shipped one):
+    what expected.json records for the tests and for python -m oval.doctor."""
+    path = model_path(name)
+    return path if path == "default" else str(Path(path).relative_to(HERE.parents[1]))
+
+
 def model_path(name: str) -> str:
     if name == "default":
         return name
@@ -96,7 +103,7 @@ def main() -> int:
         path = HERE / f"{name}.oval"
         path.write_bytes(sink.getvalue())
         header = encoder.header
-        expected["streams"][name] = {"model": model_name, "arch": model.arch, "fingerprint": model.fingerprint.hex(),
+        expected["streams"][name] = {"model": model_name, "model_file": model_file(model_name), "arch": model.arch, "fingerprint": model.fingerprint.hex(),
                                      "quality": header.quality, "colour_space": header.colour_space.name,
                                      "size": [w, h], "frame_types": types, "frame_md5": decode_hashes(path, model)}
         print(f"{name}: {len(sink.getvalue())} bytes, {''.join('I' if t == 'INTRA' else 'P' for t in types)}")
