@@ -146,23 +146,43 @@ def curve_value(curve: list, key_from: str, key_to: str, value: float):
     return float(np.exp(y)) if key_to == "bpp" else y
 
 
+def front(points: list) -> list:
+    """The points no other point of the curve beats (fewer or equal bits and higher PSNR), by rate:
+    a setting that costs more bits for less quality is one nobody would pick (x264 on flat content
+    at its top CRFs; an OVAL level that codes a flat frame in more bits than the level above it)."""
+    kept = []
+    for p in sorted(points, key=lambda p: (p["bpp"], -p["psnr"])):
+        if not kept or p["psnr"] > kept[-1]["psnr"]:
+            kept.append(p)
+    return kept
+
+
 def bd_rate(anchor: list, test: list) -> tuple:
-    """(OVAL's BD-rate in % against the anchor curve, None) or (None, why there is none)."""
-    if len(test) < 2:
-        return None, "needs two or more OVAL rate points"
-    a, t = sorted(anchor, key=lambda p: p["bpp"]), sorted(test, key=lambda p: p["bpp"])
+    """(OVAL's BD-rate in % against the anchor curve, None or a note) or (None, why there is none).
+    Both curves are taken on their fronts; the note names any OVAL point left off."""
+    a, t = front(anchor), front(test)
+    dropped = [p for p in test if p not in t]
+    note = None
+    if dropped:
+        note = "OVAL points off its own front left out: " + ", ".join(
+            f"q{p.get('quality', '?')} ({p['bpp']:.3f} bpp, {p['psnr']:.2f} dB)" for p in dropped)
+    if len(t) < 2:
+        return None, "needs two or more OVAL rate points" + (f" ({note})" if note else "")
     lo, hi = max(a[0]["psnr"], t[0]["psnr"]), min(a[-1]["psnr"], t[-1]["psnr"])
-    if lo >= hi or any(q["psnr"] <= p["psnr"] for p, q in zip(t, t[1:])):
-        return None, "the curves do not overlap in PSNR (or OVAL's is not monotonic)"
+    if len(a) < 2 or lo >= hi:
+        return None, "the curves do not overlap in PSNR"
     import warnings
 
     import bjontegaard
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        value = bjontegaard.bd_rate([p["bpp"] for p in a], [p["psnr"] for p in a], [p["bpp"] for p in t],
-                                    [p["psnr"] for p in t], method="pchip", require_matching_points=False,
-                                    min_overlap=0)
-    return (float(value), None) if np.isfinite(value) else (None, "no finite BD-rate")
+        try:
+            value = bjontegaard.bd_rate([p["bpp"] for p in a], [p["psnr"] for p in a], [p["bpp"] for p in t],
+                                        [p["psnr"] for p in t], method="pchip", require_matching_points=False,
+                                        min_overlap=0)
+        except ValueError as e:  # one clip's odd curve must not lose a whole run's measurements
+            return None, f"no BD-rate: {e}"
+    return (float(value), note) if np.isfinite(value) else (None, "no finite BD-rate")
 
 
 def plot(clip: str, result: dict, path: Path) -> None:
@@ -240,12 +260,25 @@ def main(argv=None) -> int:
         streams.mkdir(parents=True, exist_ok=True)
         specs = args.models.split(",")
         qualities = [int(q) for q in args.qualities.split(",") if q]
-        result = {"frames": len(frames), "size": f"{frames[0].shape[1]}x{frames[0].shape[0]}", "gop": args.gop,
-                  "oval": oval_curve(specs, qualities, frames, fps, device, streams, args.gop),
-                  "codecs": {c: [ffmpeg_point(c, crf, frames, fps, args.gop, streams) for crf in CODECS[c][1]]
-                             for c in codecs}}
+        # Measured points are kept per clip as they are made: a run stopped after hours of coding
+        # (Ctrl-C, a lost machine) reuses them when started again with the same settings.
+        points = out / "points" / f"{name}.json"
+        key = {"clip": str(path), "models": args.models, "qualities": qualities, "frames": args.frames,
+               "gop": args.gop, "codecs": codecs}
+        cached = json.loads(points.read_text()) if points.is_file() else {}
+        if cached.get("key") == key:
+            result = cached["result"]
+            print(f"{name}: points measured before, reused from {points}", file=sys.stderr)
+        else:
+            result = {"frames": len(frames), "size": f"{frames[0].shape[1]}x{frames[0].shape[0]}", "gop": args.gop,
+                      "oval": oval_curve(specs, qualities, frames, fps, device, streams, args.gop),
+                      "codecs": {c: [ffmpeg_point(c, crf, frames, fps, args.gop, streams) for crf in CODECS[c][1]]
+                                 for c in codecs}}
+            if args.gop != 1:
+                result["oval_intra"] = oval_curve(specs, qualities, frames, fps, device, streams, 1)
+            points.parent.mkdir(exist_ok=True)
+            points.write_text(json.dumps({"key": key, "result": result}))
         if args.gop != 1:
-            result["oval_intra"] = oval_curve(specs, qualities, frames, fps, device, streams, 1)
             result["bd_rate_temporal_vs_intra"], _ = bd_rate(result["oval_intra"], result["oval"])
         result["bd_rate"], result["bd_rate_note"] = {}, {}
         for c, pts in result["codecs"].items():
@@ -282,7 +315,8 @@ def main(argv=None) -> int:
             print(f"| {codec_name} | {setting} | {pt['bpp']:.4f} | {pt['psnr']:.2f} | {pt['psnr_yuv']:.2f} | "
                   f"{pt['ms_ssim']:.4f} | {pt['encode_fps']:.1f} |")
         for c, v in r["bd_rate"].items():
-            shown = f"{v:+.1f}%" if v is not None else f"n/a ({r['bd_rate_note'][c]})"
+            note = r["bd_rate_note"][c]
+            shown = (f"{v:+.1f}%" + (f" ({note})" if note else "")) if v is not None else f"n/a ({note})"
             print(f"BD-rate of OVAL against {c}: {shown}")
         if "bd_rate_temporal_vs_intra" in r:
             v = r["bd_rate_temporal_vs_intra"]

@@ -27,6 +27,23 @@ def test_bd_rate_of_known_curves():
     assert rd.bd_rate(anchor, [{"bpp": 0.1, "psnr": 7}, {"bpp": 0.2, "psnr": 8}])[0] is None
 
 
+def test_bd_rate_takes_each_curve_on_its_front():
+    """Flat content: x264's top CRFs cost more bits for less PSNR, and an OVAL level can code a
+    flat frame in more bits than the level above it. Neither is a point anyone would pick: both
+    curves are taken on their fronts (the measured tiktok-pexels-7247504 case), and the OVAL point
+    left out is named."""
+    pytest.importorskip("bjontegaard")
+    rd = load_rd()
+    anchor = [{"bpp": b, "psnr": q} for b, q in ((0.1, 30), (0.2, 33), (0.4, 36), (0.8, 39))]
+    better = [{"bpp": 0.9 * p["bpp"], "psnr": p["psnr"], "quality": i + 1} for i, p in enumerate(anchor)]
+    noisy_anchor = anchor + [{"bpp": 0.8, "psnr": 38.5}, {"bpp": 0.85, "psnr": 38.0}]
+    assert rd.bd_rate(noisy_anchor, better)[0] == pytest.approx(-10.0, abs=0.1)
+    off_front = better + [{"bpp": 0.25, "psnr": 31.0, "quality": 9}]
+    value, note = rd.bd_rate(anchor, off_front)
+    assert value == pytest.approx(-10.0, abs=0.1) and "q9 (0.250 bpp, 31.00 dB)" in note
+    assert [p["quality"] for p in rd.front(off_front)] == [1, 2, 3, 4]
+
+
 def test_rd_writes_plot_and_numbers(tmp_path, capsys):
     pytest.importorskip("bjontegaard")
     out = tmp_path / "out"
@@ -51,3 +68,8 @@ def test_rd_writes_plot_and_numbers(tmp_path, capsys):
     assert (out / "rd_carphone.png").stat().st_size > 5000
     text = capsys.readouterr().out
     assert "BD-rate of OVAL against x264" in text and "against OVAL all-intra" in text
+    # Started again with the same settings, the measured points are reused, not coded again.
+    assert load_rd().main(["carphone", "--out", str(out), "--frames", "3", "--codecs", "x264,svtav1",
+                           "--gop", "3"]) == 0
+    assert "reused" in capsys.readouterr().err
+    assert json.loads((out / "rd.json").read_text())["clips"]["carphone"]["bd_rate"] == result["bd_rate"]
