@@ -132,8 +132,9 @@ class Encoder:
     quality: the model's level (None: its default). intra_period: an I-frame every N frames (1: all
     intra, 0: only the first; None: DEFAULT_INTRA_PERIOD for a temporal model, else 1), counted
     from the last I-frame. scene_cuts: a P-frame that costs over SCENE_CUT_RATIO times the group's
-    P-frames so far is also coded as an I-frame, and the smaller one is kept (a cut, a flash, a
-    new shot: where prediction from the last frame fails).
+    P-frames so far (or, before the group has two, more than its I-frame) is also coded as an
+    I-frame, and the smaller one is kept (a cut, a flash, a new shot: where prediction from the
+    last frame fails).
     """
 
     SCENE_CUT_RATIO = 1.5
@@ -156,6 +157,7 @@ class Encoder:
         self.scene_cuts = scene_cuts and model.temporal and intra_period != 1
         self.since_intra = 0  # frames since the last I-frame
         self.p_sizes: list = []  # payload sizes of this group's P-frames
+        self.intra_size = 0  # payload size of the group's I-frame
 
     def frame_type(self) -> FrameType:
         period = self.header.intra_period
@@ -173,13 +175,16 @@ class Encoder:
         reference = self.decoder.reference if frame_type == FrameType.INTER else None
         x = pad_to_stride(x, self.model.stride, getattr(self.model, "min_coded_side", 0))
         payload = self.model.compress_frame(x, self.header.quality, reference)
-        if frame_type == FrameType.INTER and self.scene_cuts and len(self.p_sizes) >= 2 \
-                and len(payload) > self.SCENE_CUT_RATIO * sum(self.p_sizes) / len(self.p_sizes):
+        # Right after an I-frame there is no P-frame size to compare with: a P-frame costing more
+        # than the I-frame itself is the sign (two cuts in a row on bikes went unseen without it).
+        limit = (self.SCENE_CUT_RATIO * sum(self.p_sizes) / len(self.p_sizes) if len(self.p_sizes) >= 2
+                 else self.intra_size)
+        if frame_type == FrameType.INTER and self.scene_cuts and len(payload) > limit:
             intra = self.model.compress_frame(x, self.header.quality, None)
             if len(intra) < len(payload):
                 frame_type, payload = FrameType.INTRA, intra
         if frame_type == FrameType.INTRA:
-            self.since_intra, self.p_sizes = 0, []
+            self.since_intra, self.p_sizes, self.intra_size = 0, [], len(payload)
         else:
             self.p_sizes.append(len(payload))
         self.since_intra += 1

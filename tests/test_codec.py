@@ -70,3 +70,27 @@ def test_a_scene_cut_is_coded_as_an_i_frame(carphone_frames, bikes):
         kinds.append([encoder.encode(f).frame_type.name for f in frames])
     assert kinds[0] == ["INTRA", "INTER", "INTER", "INTER", "INTRA", "INTER", "INTER"]
     assert kinds[1] == ["INTRA"] + ["INTER"] * 6
+
+
+def test_a_cut_right_after_an_i_frame_is_seen(bikes):
+    """Two cuts in a row (a shot of one frame): the frame after the first cut's I-frame has no
+    P-frames of its group to compare with; costing more than that I-frame, it is coded intra too
+    (the default model; bikes showed this in benchmarks/drift.py)."""
+    import io
+
+    from oval import codec
+    from oval.io import read_frames
+    from oval.models.store import load_model
+    from oval.samples import resolve
+    model = load_model("default")
+    other = read_frames(str(resolve("carphone")), 1)
+    shot = [np.ascontiguousarray(f[60:204, 200:376]) for f in read_frames(bikes, 5)]
+    frames = shot[:3] + other + shot[3:5]
+    kinds, sizes = [], []
+    for cuts in (True, False):
+        encoder = codec.Encoder(model, io.BytesIO(), 176, 144, 25, len(frames), intra_period=0, scene_cuts=cuts)
+        results = [encoder.encode(f) for f in frames]
+        kinds.append([r.frame_type.name for r in results])
+        sizes.append(sum(r.bytes for r in results))
+    assert kinds[0] == ["INTRA", "INTER", "INTER", "INTRA", "INTRA", "INTER"]
+    assert kinds[1] == ["INTRA"] + ["INTER"] * 5 and sizes[0] < sizes[1]
