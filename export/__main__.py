@@ -48,7 +48,7 @@ def _frames(clip: str, n: int) -> list:
 
 def run(args) -> int:
     from oval.export import tensorrt as trt_export
-    from oval.export.onnx import SizeProfile, export_onnx, parse_size, write_manifest
+    from oval.export.onnx import SizeProfile, export_onnx, parse_size
     from oval.models.store import load_model
 
     profile = SizeProfile(parse_size(args.min_size), parse_size(args.opt_size), parse_size(args.max_size))
@@ -65,21 +65,9 @@ def run(args) -> int:
           f"(model {model.arch} {model.fingerprint.hex()[:16]})", file=sys.stderr)
     print("ONNX Runtime vs torch, largest difference: " + ", ".join(
         f"{k.replace('_max_abs_diff', '')} {v:.2e}" for k, v in parity.items()), file=sys.stderr)
-    if args.tensorrt and hasattr(model, "graphs"):
+    if args.tensorrt:
         precision = "fp16" if args.fp16 else "bf16" if args.bf16 else "fp32"
-        files = trt_export.build_graph_engines(model, out, out / "engines", profile, precision)
-        manifest["tensorrt"] = {"engines": files, "precision": precision}
-        write_manifest(out, manifest)
-        print(f"wrote TensorRT engines ({precision}) to {out / 'engines'}", file=sys.stderr)
-    elif args.tensorrt:
-        precision = "fp16" if args.fp16 else "bf16" if args.bf16 else "fp32"
-        shapes = trt_export.profile_shapes(profile, model.stride, model.config.M)
-        (out / "engines").mkdir(exist_ok=True)
-        for graph, name in (("encoder", "x"), ("decoder", "y_hat")):
-            trt_export.build_engine(out / f"{graph}.onnx", out / "engines" / f"{graph}.plan", name, shapes[name],
-                                    precision)
-        manifest["tensorrt"] = {"engines": ["engines/encoder.plan", "engines/decoder.plan"], "precision": precision}
-        write_manifest(out, manifest)
+        trt_export.build_engines(model, out, profile, precision, rebuild=True)
         print(f"wrote TensorRT engines ({precision}) to {out / 'engines'}", file=sys.stderr)
     return 0
 

@@ -66,54 +66,42 @@ def _ort_transform(path: Path, device: torch.device):
 
 def _tensorrt_model(model, device: torch.device):
     from oval.export import tensorrt as trt_export
-    from oval.export.onnx import SizeProfile, read_manifest, write_manifest
+    from oval.export.onnx import SizeProfile
     trt_export.require_tensorrt()
     if device.type != "cuda":
         raise OvalError("--backend tensorrt needs a CUDA device (--device cuda)")
     out = ensure_export(model)
+    trt_export.build_engines(model, out, SizeProfile())
     engines = out / "engines"
-    engines.mkdir(exist_ok=True)
-    shapes = trt_export.profile_shapes(SizeProfile(), model.stride, model.config.M)
-    for graph, name in (("encoder", "x"), ("decoder", "y_hat")):
-        if not (engines / f"{graph}.plan").is_file():
-            trt_export.build_engine(out / f"{graph}.onnx", engines / f"{graph}.plan", name, shapes[name])
-    manifest = read_manifest(out)
-    manifest["tensorrt"] = {"engines": ["engines/encoder.plan", "engines/decoder.plan"], "precision": "fp32"}
-    write_manifest(out, manifest)
+    if hasattr(model, "graphs"):
+        return _graph_model(model, trt_export.graph_engines(model, engines, device), "tensorrt")
     return runtime_model(model, trt_export.Engine(engines / "encoder.plan", "x", "y", device),
                         trt_export.Engine(engines / "decoder.plan", "y_hat", "x_hat", device), "tensorrt")
 
 
-def _graph_runtime(model, device: torch.device, backend: str):
-    """A multi-graph model (oval-rt) whose float transforms run in ONNX Runtime or TensorRT."""
-    from oval.export.onnx import SizeProfile, graph_runner, read_manifest, write_manifest
-    if backend == "tensorrt":
-        from oval.export import tensorrt as trt_export
-        trt_export.require_tensorrt()
-        if device.type != "cuda":
-            raise OvalError("--backend tensorrt needs a CUDA device (--device cuda)")
-    out = ensure_export(model)
-    if backend == "tensorrt":
-        files = trt_export.build_graph_engines(model, out, out / "engines", SizeProfile())
-        manifest = read_manifest(out)
-        manifest["tensorrt"] = {"engines": files, "precision": "fp32"}
-        write_manifest(out, manifest)
-        runners = trt_export.graph_engines(model, out / "engines", device)
-    else:
-        graphs = read_manifest(out)["graphs"]
-        runners = {name: graph_runner(out / g["file"], device, tuple(g["inputs"])) for name, g in graphs.items()}
+def _graph_model(model, runners: dict, backend: str):
+    """A multi-graph model (oval-rt) whose float graphs run elsewhere: `runners` maps each graph's
+    name to a callable on torch tensors."""
     runtime = copy.copy(model)
     object.__setattr__(runtime, "run_graph", lambda name, *inputs: runners[name](*inputs))
     object.__setattr__(runtime, "backend", backend)
     return runtime
 
 
+def _ort_graph_model(model, device: torch.device):
+    from oval.export.onnx import graph_runner, read_manifest
+    out = ensure_export(model)
+    graphs = read_manifest(out)["graphs"]
+    return _graph_model(model, {name: graph_runner(out / g["file"], device, tuple(g["inputs"]))
+                                for name, g in graphs.items()}, "onnxruntime")
+
+
 def load(backend: str, model, device: torch.device):
     """The model itself for torch; the model over exported graphs for the others."""
     if backend == "torch":
         return model
-    if backend in ("onnxruntime", "tensorrt") and hasattr(model, "graphs"):
-        return _graph_runtime(model, device, backend)
+    if backend == "onnxruntime" and hasattr(model, "graphs"):
+        return _ort_graph_model(model, device)
     if backend == "onnxruntime":
         out = ensure_export(model)
         return runtime_model(model, _ort_transform(out / "encoder.onnx", device),

@@ -127,17 +127,28 @@ class Engine:
         return outs[0] if len(outs) == 1 else tuple(outs)
 
 
-def build_graph_engines(model, onnx_dir: Path, engines: Path, profile, precision: str = "fp32") -> list:
-    """An engine per graph of a multi-graph model (oval-rt); -> the engine files, relative to onnx_dir."""
+def build_engines(model, onnx_dir: Path, profile, precision: str = "fp32", rebuild: bool = False) -> list:
+    """Every engine the model needs, from the ONNX graphs in onnx_dir into onnx_dir/engines (an
+    engine per graph for a multi-graph model, encoder and decoder otherwise), recorded in its
+    manifest.json. Engines already there are kept unless `rebuild`. -> the engine files, relative."""
+    from oval.export.onnx import read_manifest, write_manifest
+    engines = onnx_dir / "engines"
     engines.mkdir(exist_ok=True)
-    built = []
-    for name, (_, examples, names_in, _) in model.graphs().items():
+    if hasattr(model, "graphs"):
+        jobs = [(name, None, graph_profile_shapes(profile, model.stride, examples, names_in))
+                for name, (_, examples, names_in, _) in model.graphs().items()]
+    else:
+        shapes = profile_shapes(profile, model.stride, model.config.M)
+        jobs = [("encoder", "x", shapes["x"]), ("decoder", "y_hat", shapes["y_hat"])]
+    for name, input_name, job_shapes in jobs:
         plan = engines / f"{name}.plan"
-        if not plan.is_file():
-            build_engine(onnx_dir / f"{name}.onnx", plan, None,
-                         graph_profile_shapes(profile, model.stride, examples, names_in), precision)
-        built.append(str(plan.relative_to(onnx_dir)))
-    return built
+        if rebuild or not plan.is_file():
+            build_engine(onnx_dir / f"{name}.onnx", plan, input_name, job_shapes, precision)
+    files = [f"engines/{name}.plan" for name, _, _ in jobs]
+    manifest = read_manifest(onnx_dir)
+    manifest["tensorrt"] = {"engines": files, "precision": precision}
+    write_manifest(onnx_dir, manifest)
+    return files
 
 
 def graph_engines(model, engines: Path, device: torch.device) -> dict:

@@ -74,7 +74,8 @@ def save_state(run_dir: Path, model, optimizer, step: int, train_config: dict, r
     steps = {names[i]: float(optimizer.state[p]["step"]) for i, p in enumerate(model.parameters())
              if "step" in optimizer.state.get(p, {})}
     import dataclasses
-    meta = {"step": step, "best": best, "schedule_seconds": schedule_seconds, "arch": model.arch, "model_config": dataclasses.asdict(model.config),
+    meta = {"step": step, "best": best, "schedule_seconds": schedule_seconds, "arch": model.arch,
+            "model_config": dataclasses.asdict(model.config),
             "train_config": train_config,
             "weights": _write_shards(weights, folder, "weights"),
             "moments": _write_shards(moments, folder, "adam") if moments else [],

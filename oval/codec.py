@@ -25,8 +25,14 @@ class FrameResult:
     frame_type: FrameType = FrameType.INTRA
 
 
+def min_coded_side(model) -> int:
+    """The smallest side a model codes a frame at (oval-rt: tiny frames are coded among their own
+    edge pixels); earlier models have no minimum."""
+    return getattr(model, "min_coded_side", 0)
+
+
 def latent_shape(model, width: int, height: int) -> tuple[int, int]:
-    h, w = coded_size(height, width, model.stride, getattr(model, "min_coded_side", 0))
+    h, w = coded_size(height, width, model.stride, min_coded_side(model))
     return h // model.stride, w // model.stride
 
 
@@ -113,7 +119,7 @@ class Decoder:
         except FormatError as e:
             raise FormatError(f"frame {packet.index}: {e}") from None
         h, w = self.header.height, self.header.width
-        top, left = coded_offset(h, w, self.model.stride, getattr(self.model, "min_coded_side", 0))
+        top, left = coded_offset(h, w, self.model.stride, min_coded_side(self.model))
         x_hat = x_hat[:, :, top:top + h, left:left + w]
         return tensor_to_frames(x_hat, self.model.colour_space).cpu().numpy()[0]
 
@@ -173,7 +179,7 @@ class Encoder:
         x = frames_to_tensor(torch.from_numpy(np.ascontiguousarray(rgb)).to(self.device), self.model.colour_space)
         frame_type = self.frame_type()
         reference = self.decoder.reference if frame_type == FrameType.INTER else None
-        x = pad_to_stride(x, self.model.stride, getattr(self.model, "min_coded_side", 0))
+        x = pad_to_stride(x, self.model.stride, min_coded_side(self.model))
         payload = self.model.compress_frame(x, self.header.quality, reference)
         # Right after an I-frame there is no P-frame size to compare with: a P-frame costing more
         # than the I-frame itself is the sign (two cuts in a row on bikes went unseen without it).

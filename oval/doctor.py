@@ -102,7 +102,8 @@ def golden_streams() -> list:
     results = []
     threads = torch.get_num_threads()
     for name, entry in sorted(expected["streams"].items()):
-        spec = entry["model_file"] if entry["model_file"] == "default" else str(GOLDEN.parents[1] / entry["model_file"])
+        spec = entry["model_file"]
+        spec = spec if spec == "default" else str(GOLDEN.parents[1] / spec)
         data = (GOLDEN / f"{name}.oval").read_bytes()
         runs = [("cpu", 1), ("cpu", 2)] + [("cuda", threads)] * torch.cuda.is_available()
         for dev, n in runs:

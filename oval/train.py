@@ -227,12 +227,13 @@ def save_checkpoint(path: Path, model, optimizer, step: int, cfg: TrainConfig, r
     tmp = path.with_name(path.name + ".part")
     torch.save({"arch": model.arch, "model_config": dataclasses.asdict(model.config),
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
-                "best": best, "schedule_seconds": schedule_seconds, "train_config": dataclasses.asdict(cfg), "torch_rng": torch.get_rng_state(),
-                "py_rng": rng.getstate()}, tmp)  # nested tuples of ints: safe for weights_only loading
+                "best": best, "schedule_seconds": schedule_seconds, "train_config": dataclasses.asdict(cfg),
+                "torch_rng": torch.get_rng_state(), "py_rng": rng.getstate()}, tmp)  # nested tuples of ints: safe for weights_only loading
     os.replace(tmp, path)
 
 
-def load_checkpoint(path: Path, cfg: TrainConfig, model, optimizer, rng: random.Random) -> tuple[int, float, float]:
+def load_checkpoint(path: Path, cfg: TrainConfig, model, optimizer,
+                    rng: random.Random) -> tuple[int, float, float]:
     """-> (step, best, schedule_seconds)"""
     ckpt = torch.load(str(path), map_location="cpu", weights_only=True)
     check_resume_keys(ckpt.get("train_config", {}), cfg, path)
