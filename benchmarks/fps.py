@@ -28,6 +28,7 @@ from oval.device import pick_device
 from oval.export import runtimes
 from oval.io import VideoReader, VideoWriter, read_frames
 from oval.kernels import frames_to_tensor, tensor_to_frames
+from oval.models import motion
 from oval.models.base import pad_to_stride
 from oval.models.store import load_model
 from oval.models.video import Reference
@@ -101,16 +102,24 @@ def code_stages(model, x, shape, reference, timer):
 def rt_stages(model, x, shape, reference, timer):
     """An oval-rt P-frame: "prior" times the decoder's integer networks alone; the entropy stages
     include them (the encoder runs them once to code, the decoder once to decode)."""
-    prior, lv = model.prior_inter, model._level(model.default_quality)
-    context = timer("context", lambda: model._context(reference))
+    prior, q = model.prior_inter, model.default_quality
+    lv = model._level(q)
+    vectors = None
+    if model.config.motion:  # estimation is the encoder's alone; coding the vectors costs both sides little
+        vectors = timer("motion_estimation", lambda: model.estimate_motion(x, reference, q))
+        motion_bytes = timer("motion_coding", lambda: motion.encode(vectors))
+    context, latent16 = timer("context", lambda: model._context(reference, vectors))
     y = timer("analysis", lambda: model._analyse(x, lv, context) * model._gain(lv, False))
-    data = timer("entropy_encode", lambda: prior.compress(y, reference.latent16)[0])
+    data = timer("entropy_encode", lambda: prior.compress(y, latent16)[0])
     z = torch.zeros(1, model.config.Z, -(-shape[0] // 4), -(-shape[1] // 4), dtype=torch.float64, device=x.device)
-    timer("prior", lambda: prior._exact_params(z, shape, reference.latent16))
-    y16 = timer("entropy_decode", lambda: prior.decompress(data, shape, reference.latent16, device=x.device))
+    timer("prior", lambda: prior._exact_params(z, shape, latent16))
+    y16 = timer("entropy_decode", lambda: prior.decompress(data, shape, latent16, device=x.device))
+    if vectors is not None:
+        timer("motion_decoding", lambda: motion.decode(motion_bytes, vectors.shape[-2:], x.device))
     y_hat = (y16 / 16).float() * model._gain(lv, False, inverse=True)
     x_hat, feature = timer("synthesis", lambda: model._synthesise(y_hat, lv, context))
-    return x_hat.clamp_(0, 1), type(reference)(feature, y16)
+    x_hat = x_hat.clamp_(0, 1)
+    return x_hat, type(reference)(feature, y16, x_hat if model.config.motion else None)
 
 
 def bench_size(model, frames: list, device: torch.device, workdir: Path) -> dict:

@@ -99,8 +99,9 @@ def oval_point(model, frames: list, fps: float, device, out: Path, quality: int,
 # Coding switches an oval-rt model can be measured without (ablations at inference, same weights):
 # "MODEL#no-skip" codes every element, "MODEL#no-second-pass" gives the checkerboard's second half
 # the first pass's means, "MODEL#no-context" gives the P-frame transforms a zero temporal context
-# (the previous frame then informs only the entropy model, as in the first-generation model).
-VARIANTS = ("no-skip", "no-second-pass", "no-context")
+# (the previous frame then informs only the entropy model, as in the first-generation model),
+# "MODEL#no-motion" sends zero vectors from a model with explicit motion (what the vectors give).
+VARIANTS = ("no-skip", "no-second-pass", "no-context", "no-motion")
 
 
 def load_variant(spec: str, device):
@@ -114,7 +115,17 @@ def load_variant(spec: str, device):
         if prior is not None and variant == "no-second-pass":
             prior.checkerboard = False
     if variant == "no-context":  # the context has the reference feature's shape: no need to compute it
-        model._context = lambda reference: torch.zeros_like(reference.feature)
+        def no_context(reference, vectors=None):
+            latent16 = reference.latent16 if vectors is None else model._moved(vectors, reference.feature,
+                                                                               reference.latent16)[1]
+            return torch.zeros_like(reference.feature), latent16
+        model._context = no_context
+    if variant == "no-motion":
+        if not getattr(model.config, "motion", False):
+            raise SystemExit(f"{path} has no explicit motion: #no-motion needs a model trained with --motion")
+        from oval.models import motion
+        model.estimate_motion = lambda x, reference, level: torch.zeros(
+            1, 2, *motion.blocks_of(*x.shape[-2:]), dtype=torch.long, device=x.device)
     model.source_path = spec
     return model
 

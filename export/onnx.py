@@ -132,8 +132,9 @@ def _graph_inputs(model, frame: np.ndarray) -> dict:
         y = torch.round(model.g_a_intra(x, q))
         _, feature = model.g_s_intra(y, q)
         context = model.context(feature)
+    motion = getattr(model.config, "motion", False)  # a motion model's context also takes the warped picture
     return {"g_a_intra": (x, q), "g_s_intra": (y, q), "g_a_inter": (x, q, context), "g_s_inter": (y, q, context),
-            "context": (feature,)}
+            "context": (feature, x) if motion else (feature,)}
 
 
 def _export_graphs(model, out: Path, frames: list, opset: int, profile: SizeProfile) -> dict:

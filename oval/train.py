@@ -36,9 +36,9 @@ from oval.models.store import build_model, save_model
 
 # Fields that define what is being trained: a resumed run must keep them.
 RESUME_KEYS = ("arch", "N", "M", "C", "lmbda", "distortion", "quantizer", "crop", "batch_size", "lr", "min_lr",
-               "frames", "memory", "colour_space", "backbone", "stage")
+               "frames", "memory", "colour_space", "backbone", "stage", "motion")
 # TrainConfig fields that are model config fields, passed on where the architecture has them.
-MODEL_KEYS = ("N", "M", "C", "memory", "colour_space", "backbone")
+MODEL_KEYS = ("N", "M", "C", "memory", "colour_space", "backbone", "motion")
 
 
 def _opt(default, help_text: str):
@@ -64,6 +64,8 @@ class TrainConfig:
                                "gives more quality and more bits; multi-rate models train every level at its own")
     frames: int = _opt(1, "frames per training clip: the first intra, the rest P-frames (temporal models)")
     memory: bool = _opt(False, "ConvLSTM memory across P-frames (oval-video)")
+    motion: bool = _opt(False, "oval-rt: explicit block motion in P-frames (vectors estimated by the encoder "
+                               "warp the previous picture, feature and latent)")
     colour_space: str = _opt("rgb", "space the model codes in: rgb, ycbcr-bt601 or ycbcr-bt709 (oval-video)")
     backbone: str = _opt("", "resnet: a torchvision ResNet stem opens the analysis transform (oval-video)")
     backbone_weights: str = _opt("", "local torchvision ResNet state dict (.pth) for --backbone; nothing "
@@ -184,11 +186,14 @@ def model_config(cfg: TrainConfig) -> dict:
     return {k: getattr(cfg, k) for k in MODEL_KEYS if k in fields and getattr(cfg, k) != 0}  # 0: the default
 
 
-def init_from(model, spec: str) -> int:
+def init_from(model, spec: str) -> tuple[int, str]:
     """Copies the tensors of a trained model whose names and shapes match; an intra model's
-    factorized density seeds every quality level's. Returns how many tensors were copied."""
+    factorized density seeds every quality level's. -> (how many tensors were copied, the stage
+    the source was trained in, '' where unknown)."""
     from oval.models.store import load_model
-    source = load_model(spec).state_dict()
+    loaded = load_model(spec)
+    stage = getattr(loaded, "metadata", {}).get("stage", "")
+    source = loaded.state_dict()
     target = model.state_dict()
     copied = {}
     for name, tensor in target.items():
@@ -202,7 +207,7 @@ def init_from(model, spec: str) -> int:
     model.load_state_dict(copied, strict=False)
     if not copied:
         raise OvalError(f"--init {spec}: no tensor matches {model.arch}")
-    return len(copied)
+    return len(copied), stage
 
 
 def to_model_input(frames: torch.Tensor, cfg: TrainConfig, noise: float = 0.0) -> torch.Tensor:
@@ -343,8 +348,10 @@ def prepare_model(cfg: TrainConfig, resume: bool, d: distributed.Dist, rng: rand
     if model.levels and cfg.lmbda != TrainConfig(data=[], out="").lmbda:
         raise OvalError(f"--lmbda does not apply to {cfg.arch}: it trains each of its {model.levels} quality "
                         f"levels at its own λ ({', '.join(f'{x:g}' for x in model.lambdas)})")
+    init_stage = ""
     if cfg.init and not resume:
-        print(f"initialised {init_from(model, cfg.init)} tensors from {cfg.init}", file=sys.stderr)
+        copied, init_stage = init_from(model, cfg.init)
+        print(f"initialised {copied} tensors from {cfg.init}", file=sys.stderr)
     if cfg.backbone_weights and not resume:
         from oval.models.backbone import load_resnet_stem
         load_resnet_stem(model.g_a[0], cfg.backbone_weights)
@@ -354,8 +361,10 @@ def prepare_model(cfg: TrainConfig, resume: bool, d: distributed.Dist, rng: rand
     if not rt and getattr(model, "temporal", False) != (cfg.frames > 1):
         raise OvalError(f"{cfg.arch} trains on " + ("clips: pass --frames 2 or more" if model.temporal
                                                     else "single frames: drop --frames"))
-    if rt and cfg.stage == "inter" and cfg.init and not resume:
-        model.warm_start_inter()  # P-frames start as good as I-frames, the context switched off
+    if rt and cfg.stage == "inter" and cfg.init and not resume and init_stage not in ("inter", "joint"):
+        # From an intra model: P-frames start as good as I-frames, the context switched off. From a
+        # model whose P-frames were trained (a new part such as motion added), its P-frames go on.
+        model.warm_start_inter()
     if rt and cfg.stage == "inter":  # the intra model is frozen: its transforms and prior take no steps
         for module in (model.g_a_intra, model.g_s_intra, model.prior_intra):
             module.requires_grad_(False)

@@ -116,7 +116,7 @@ def test_rd_variants_switch_coding_options(tiny_rt_model_path):
     import torch
     from oval.models.rt import Reference
     ref = Reference(torch.rand(1, 16, 4, 4), None)
-    assert not model._context(ref).any()
+    assert not model._context(ref)[0].any()
     with pytest.raises(SystemExit):
         rd.load_variant(f"{tiny_rt_model_path}#nope", "cpu")
 

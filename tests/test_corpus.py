@@ -103,3 +103,19 @@ def test_training_stops_on_time_logs_per_source_and_resumes_from_the_compact_sta
     assert len(slices) == 2 and slices[1]["start_step"] == slices[0]["end_step"] < slices[1]["end_step"]
     assert slices[1]["wall_hours"] < 0.007
     assert json.loads((run / "state" / "state.json").read_text())["schedule_seconds"] >= 0.008 * 3600
+
+
+def test_a_new_part_trains_on_top_of_trained_p_frames(corpus, tmp_path):
+    """--stage inter --init a model whose P-frames were trained (here: joint) keeps them and adds
+    explicit motion from zero; only an intra model's P-frame half starts as a copy of its intra half."""
+    from oval.models.store import load_model
+    base, run = tmp_path / "base", tmp_path / "motion"
+    common = ["--data", str(corpus), "--arch", "oval-rt", "--C", "16", "--M", "16", "--crop", "64",
+              "--batch-size", "1", "--frames", "2", "--log-every", "1", "--val-every", "1000", "--val-frames", "2",
+              "--val", str(corpus / "clips" / "bikes-bikes.mp4")]
+    assert train_main(common + ["--out", str(base), "--steps", "2"]) == 0
+    assert train_main(common + ["--out", str(run), "--steps", "1", "--stage", "inter", "--init", str(base),
+                                "--motion", "--lr", "1e-12"]) == 0
+    before, after = load_model(str(base)), load_model(str(run))
+    assert after.config.motion and after.motion_stem.weight.abs().max() < 1e-9  # from zero, one step of 1e-12
+    assert torch.allclose(after.g_a_inter.fuse.weight, before.g_a_inter.fuse.weight, atol=1e-6)

@@ -39,6 +39,11 @@ def test_golden_set_covers_frame_types_qualities_and_colour_spaces():
     assert {s["colour_space"] for s in streams.values()} == {"RGB", "YCBCR_BT601", "YCBCR_BT709"}
     assert {s["arch"] for s in streams.values()} == {"oval-factorized", "oval-video", "oval-rt"}
     assert any(min(s["size"]) % 8 for s in streams.values())  # a size off the stride
+    root = GOLDEN.parents[1]
+    motion = [name for name, s in streams.items() if "INTER" in s["frame_types"]
+              and getattr(load_model(s["model_file"] if s["model_file"] == "default" else str(root / s["model_file"])
+                                     ).config, "motion", False)]
+    assert motion, "no golden stream has P-frames with explicit motion"
 
 
 @pytest.mark.parametrize("threads", [1, 2])

@@ -2,7 +2,7 @@
 P-frames with a feature-domain temporal context, and an exact integer prior path.
 
     I-frame:  x ──unshuffle 8──▶ g_a_i ──▶ y·g_q ──LatentPrior(intra)──▶ ŷ ──÷g_q──▶ g_s_i ──▶ F ──▶ x̂
-    P-frame:  F_{t-1} ──context──▶ c_t
+    P-frame:  F_{t-1} ──context──▶ c_t        (with motion: warp(F_{t-1}) + stem(warp(x̂_{t-1})), see below)
               x ──unshuffle 8──▶ g_a_p(·, c_t) ──▶ y·g_q ──LatentPrior(temporal, ŷ_{t-1})──▶ ŷ
               ŷ ──÷g_q──▶ g_s_p(·, c_t) ──▶ F_t ──▶ x̂        (F_t is the next frame's reference)
 
@@ -11,6 +11,10 @@ frame's decoder feature (1/8 resolution) informs the encoder and the decoder, an
 latent ŷ_{t-1} informs the prior. Only the prior picks probability tables, and it sees integers
 only (ẑ, ŷ_{t-1} on a 1/16 grid), so table choice is exact on every machine; the float features
 shape pixels and never a probability.
+
+With `motion` (oval.models.motion), the encoder sends one quarter-pel vector per 16x16 block;
+both sides warp the previous picture and feature with them before the context network, and move
+ŷ_{t-1} by whole cells (an integer gather) before the temporal prior.
 
 Variable rate: quality level q scales the latent by a learned per-channel gain g_q before rounding
 (Cui et al. 2021) and the 1/8-resolution features by per-level channel scales; each level trains
@@ -23,6 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from oval.models import motion
 from oval.models.base import MultiRate
 from oval.models.blocks import DepthConvBlock, LevelScale, shuffle, striped, unshuffle
 from oval.models.hyperprior import MEAN_FRAC, LatentPrior
@@ -49,6 +54,7 @@ class RTConfig:
     checkerboard: bool = True
     skip: bool = True
     colour_space: str = "rgb"
+    motion: bool = False  # explicit block motion in P-frames (oval.models.motion)
 
 
 @dataclasses.dataclass
@@ -56,6 +62,19 @@ class Reference:
     """What a P-frame needs from the frame before it."""
     feature: torch.Tensor  # decoder feature F (1, C, H/8, W/8), float
     latent16: torch.Tensor  # ŷ in sixteenths (1, M, H/8, W/8), float64 integers: exact
+    picture: Optional[torch.Tensor] = None  # x̂ (1, 3, H, W) in [0, 1]: what motion warps
+
+
+class MotionContext(nn.Module):
+    """context(warp(F_{t-1}) + stem(unshuffle(warp(x̂_{t-1})))): the graph of a motion model's
+    context, taking the already warped feature and picture."""
+
+    def __init__(self, model: "RTModel"):
+        super().__init__()
+        self.context, self.stem = model.context, model.motion_stem
+
+    def forward(self, feature: torch.Tensor, prediction: torch.Tensor) -> torch.Tensor:
+        return self.context(feature + self.stem(unshuffle(prediction)))
 
 
 class Analysis(nn.Module):
@@ -120,6 +139,10 @@ class RTModel(MultiRate, nn.Module):
         self.g_a_intra, self.g_s_intra = Analysis(cfg, False), Synthesis(cfg, False)
         self.g_a_inter, self.g_s_inter = Analysis(cfg, True), Synthesis(cfg, True)
         self.context = nn.Sequential(nn.Conv2d(cfg.C, cfg.C, 1), DepthConvBlock(cfg.C, cfg.ffn_ratio))
+        if cfg.motion:  # the warped picture enters beside the warped feature, from zero (warm starts)
+            self.motion_stem = nn.Conv2d(3 * 64, cfg.C, 1)
+            nn.init.zeros_(self.motion_stem.weight)
+            nn.init.zeros_(self.motion_stem.bias)
         self.prior_intra = LatentPrior(cfg.M, cfg.Z, cfg.P, temporal=False, checkerboard=cfg.checkerboard, skip=cfg.skip)
         self.prior_inter = LatentPrior(cfg.M, cfg.Z, cfg.P, temporal=True, checkerboard=cfg.checkerboard, skip=cfg.skip)
         lambdas = torch.tensor(QUALITY_LAMBDAS[:cfg.levels], dtype=torch.float32)
@@ -196,13 +219,36 @@ class RTModel(MultiRate, nn.Module):
                     y_hat, lik = self.prior_intra(self.g_a_intra(x, level) * self._gain(level, True))
                     x_hat, feature = self.g_s_intra(y_hat * self._gain(level, True, inverse=True), level)
             else:
-                context = self.context(feature)
+                if self.config.motion:
+                    reference = x_hat.clamp(0, 1)
+                    vectors = motion.estimate(x, reference.detach(), motion.smoothness_for(level + 1, DEFAULT_LEVEL))
+                    feature, prev = self._moved(vectors, feature, prev)
+                    context = self.context(feature + self.motion_stem(unshuffle(self._predict(vectors, reference))))
+                else:
+                    context = self.context(feature)
                 y_hat, lik = self.prior_inter(self.g_a_inter(x, level, context) * self._gain(level, False), prev)
                 x_hat, feature = self.g_s_inter(y_hat * self._gain(level, False, inverse=True), level, context)
             prev = y_hat
             x_hats.append(x_hat)
             likelihoods.update({f"frame{t}_{k}": v for k, v in lik.items()})
         return {"x_hat": torch.stack(x_hats, 1), "likelihoods": likelihoods}
+
+    # --- motion ------------------------------------------------------------------------------
+
+    def estimate_motion(self, x: torch.Tensor, reference: Reference, level: int) -> torch.Tensor:
+        """The encoder's choice of vectors (any choice decodes; benchmarks replace it for ablations)."""
+        return motion.estimate(x, reference.picture, motion.smoothness_for(level, DEFAULT_LEVEL))
+
+    @staticmethod
+    def _predict(vectors: torch.Tensor, picture: torch.Tensor) -> torch.Tensor:
+        return motion.warp(picture, motion.flow(vectors, *picture.shape[-2:]))
+
+    @staticmethod
+    def _moved(vectors: torch.Tensor, feature: torch.Tensor, latent: torch.Tensor) -> tuple:
+        """The reference feature warped (float) and the reference latent moved by whole cells
+        (exact: it feeds the integer prior)."""
+        feature = motion.warp(feature, motion.flow(vectors, *feature.shape[-2:], scale=8))
+        return feature, motion.shift_cells(latent, vectors)
 
     # --- coding -------------------------------------------------------------------------------
 
@@ -220,9 +266,12 @@ class RTModel(MultiRate, nn.Module):
                 "g_s_intra": (self.g_s_intra, (y, q), ("y_hat", "level"), ("x_hat", "feature")),
                 "g_a_inter": (self.g_a_inter, (x, q, f), ("x", "level", "context"), ("y",)),
                 "g_s_inter": (self.g_s_inter, (y, q, f), ("y_hat", "level", "context"), ("x_hat", "feature")),
-                "context": (self.context, (f,), ("feature",), ("context",))}
+                "context": ((MotionContext(self), (f, x), ("feature", "prediction"), ("context",)) if self.config.motion
+                            else (self.context, (f,), ("feature",), ("context",)))}
 
     def run_graph(self, name: str, *inputs):
+        if name == "context" and self.config.motion:
+            return MotionContext(self)(*inputs)
         return getattr(self, name)(*inputs)
 
     # Coding runs the transforms in stripes (oval.models.blocks.striped): the halo is each one's
@@ -239,8 +288,14 @@ class RTModel(MultiRate, nn.Module):
         return striped(lambda ys, cs: self.run_graph("g_s_inter", ys, q, cs), [y, context], [1, 1],
                        self.config.decoder_blocks)
 
-    def _context(self, reference: Reference) -> torch.Tensor:
-        return striped(lambda f: self.run_graph("context", f), [reference.feature], [1], 1)
+    def _context(self, reference: Reference, vectors=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """-> (context, the reference latent the temporal prior sees)."""
+        if vectors is None:
+            return striped(lambda f: self.run_graph("context", f), [reference.feature], [1], 1), reference.latent16
+        feature, latent16 = self._moved(vectors, reference.feature, reference.latent16)
+        prediction = self._predict(vectors, reference.picture)
+        context = striped(lambda f, p: self.run_graph("context", f, p), [feature, prediction], [1, 8], 1)
+        return context, latent16
 
     @torch.no_grad()
     def compress_frame(self, x: torch.Tensor, level: int, reference: Optional[Reference]) -> bytes:
@@ -250,9 +305,13 @@ class RTModel(MultiRate, nn.Module):
         if reference is None:
             y = self._analyse(x, q) * self._gain(q, True)
             return self.prior_intra.compress(y)[0]
-        context = self._context(reference)
+        vectors, header = None, b""
+        if self.config.motion:
+            vectors = self.estimate_motion(x, reference, level)
+            header = motion.encode(vectors)
+        context, latent16 = self._context(reference, vectors)
         y = self._analyse(x, q, context) * self._gain(q, False)
-        return self.prior_inter.compress(y, reference.latent16)[0]
+        return header + self.prior_inter.compress(y, latent16)[0]
 
     @torch.no_grad()
     def decompress_frame(self, payload: bytes, shape: tuple, level: int, reference: Optional[Reference]):
@@ -262,11 +321,16 @@ class RTModel(MultiRate, nn.Module):
             y16 = self.prior_intra.decompress(payload, shape, device=device)
             context = None
         else:
-            y16 = self.prior_inter.decompress(payload, shape, reference.latent16, device=device)
-            context = self._context(reference)
+            vectors = None
+            if self.config.motion:
+                vectors, used = motion.decode(payload, motion.blocks_of(8 * shape[0], 8 * shape[1]), device)
+                payload = payload[used:]
+            context, latent16 = self._context(reference, vectors)
+            y16 = self.prior_inter.decompress(payload, shape, latent16, device=device)
         y_hat = (y16 / 2**MEAN_FRAC).float()
         x_hat, feature = self._synthesise(y_hat * self._gain(q, reference is None, inverse=True), q, context)
-        return x_hat.clamp_(0, 1), Reference(feature, y16)
+        x_hat = x_hat.clamp_(0, 1)
+        return x_hat, Reference(feature, y16, x_hat if self.config.motion else None)
 
     def encoder_parameters(self) -> list:
         """What only the encoder uses (online adaptation may change it; every stream stays decodable):
@@ -290,7 +354,9 @@ def macs_per_pixel(model: RTModel, height: int = 256, width: int = 256) -> dict:
     f = torch.zeros(1, model.config.C, height // 8, width // 8)
     out = {"analysis_intra": count(model.g_a_intra, height, width, x, q),
            "synthesis_intra": count(model.g_s_intra, height, width, y, q),
-           "context": count(model.context, height, width, f),
+           "context": count(model.context, height, width, f) + (
+               count(model.motion_stem, height, width, torch.zeros(1, 192, height // 8, width // 8))
+               if model.config.motion else 0),
            "analysis_inter": count(model.g_a_inter, height, width, x, q, f),
            "synthesis_inter": count(model.g_s_inter, height, width, y, q, f)}
     for name, prior, args in (("intra", model.prior_intra, (y,)), ("inter", model.prior_inter, (y, y))):

@@ -119,7 +119,8 @@ def _load_run_state(path: Path):
         raise OvalError(f"cannot read {path}: {e}") from None
     model = build_model(meta.get("arch", ""), meta.get("model_config", {}))
     checkpoint.load_weights(path.parent.parent, model)
-    return meta["arch"], model, {"steps": str(meta.get("step", ""))}
+    return meta["arch"], model, {"steps": str(meta.get("step", "")),
+                                 "stage": str(meta.get("train_config", {}).get("stage", ""))}
 
 
 def load_model(spec: str = "default", device: str | torch.device = "cpu") -> torch.nn.Module:

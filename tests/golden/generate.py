@@ -4,8 +4,8 @@ Run it only when the format or a golden model changes on purpose (and change
 oval.bitstream.FORMAT_VERSION with the format). tests/test_golden.py decodes every stream here and
 compares each frame's MD5 with expected.json, as FFmpeg's FATE does with framemd5.
 
-The streams cover every frame type (I, P), every quality level, each colour space, odd sizes and
-the shipped default model. Small untrained models (seeded) keep the files tiny; their weights are
+The streams cover every frame type (I, P), every quality level, each colour space, odd sizes,
+explicit motion and the shipped default model. Small untrained models (seeded) keep the files tiny; their weights are
 committed beside the streams, so a retrained default changes only the default's entries.
 """
 import hashlib
@@ -19,7 +19,7 @@ import torch
 
 HERE = Path(__file__).resolve().parent
 
-# name -> (model, quality, intra period (None: the model's defaults), frames, crop (h, w))
+# name -> (model, quality, intra period (None: the model's defaults), frames, crop (h, w)[, scene cuts])
 STREAMS = {
     "factorized_intra": ("tiny_factorized", 0, 1, 3, (45, 71)),
     "video_rgb_q1_gop2": ("tiny_video_rgb", 1, 2, 5, (48, 64)),
@@ -30,6 +30,8 @@ STREAMS = {
     "video_q3_gop4_memory": ("tiny_video_memory", 3, 4, 5, (48, 64)),
     "rt_q3_gop3": ("tiny_rt", 3, 3, 5, (48, 64)),
     "rt_q10_gop0_odd": ("tiny_rt", 10, 0, 4, (45, 71)),
+    # Untrained P-frames cost more than I-frames: without scene cuts, so that they stay P-frames.
+    "rt_motion_q5_gop0": ("tiny_rt_motion", 5, 0, 5, (48, 80), False),
     "default": ("default", None, None, 4, (144, 176)),  # its default quality and intra period
     # Earlier defaults ship on so that their streams decode: each keeps a golden stream.
     "shipped_video_2026_11_25": ("video-2026-11-25", None, None, 4, (144, 176)),
@@ -45,6 +47,7 @@ MODELS = {
     "tiny_video_bt709": ("oval-video", {"N": 8, "M": 8, "C": 8, "colour_space": "ycbcr-bt709"}, 4),
     "tiny_video_memory": ("oval-video", {"N": 8, "M": 8, "C": 8, "memory": True}, 5),
     "tiny_rt": ("oval-rt", {"C": 16, "M": 16, "Z": 8, "P": 16}, 6),
+    "tiny_rt_motion": ("oval-rt", {"C": 16, "M": 16, "Z": 8, "P": 16, "motion": True}, 7),
 }
 
 
@@ -82,22 +85,25 @@ def main() -> int:
     from oval import bitstream, codec
     from oval.device import set_coding_math
     from oval.io import read_frames
-    from oval.models.store import build_model, load_model, save_model
+    from oval.models.store import build_model, fingerprint, load_model, save_model
     from oval.samples import sample_path
 
     for name, (arch, config, seed) in MODELS.items():
         torch.manual_seed(seed)
         model = build_model(arch, config).eval()
         model.update()
-        save_model(model, HERE / f"{name}.safetensors")
+        path = HERE / f"{name}.safetensors"
+        if not path.is_file() or load_model(str(path)).fingerprint != fingerprint(model):
+            save_model(model, path)  # unchanged weights keep their file (and its bytes)
     set_coding_math()
     source = read_frames(str(sample_path("carphone")), 6)
     expected = {"format_version": bitstream.FORMAT_VERSION, "streams": {}}
-    for name, (model_name, quality, period, n, (h, w)) in STREAMS.items():
+    for name, (model_name, quality, period, n, (h, w), *cuts) in STREAMS.items():
         model = load_model(model_path(model_name))
         frames = [np.ascontiguousarray(f[:h, :w]) for f in source[:n]]
         sink = io.BytesIO()
-        encoder = codec.Encoder(model, sink, w, h, 30, n, quality=quality, intra_period=period)
+        encoder = codec.Encoder(model, sink, w, h, 30, n, quality=quality, intra_period=period,
+                                scene_cuts=cuts[0] if cuts else True)
         types = [encoder.encode(f).frame_type.name for f in frames]
         encoder.close()
         path = HERE / f"{name}.oval"

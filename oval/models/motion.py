@@ -1,0 +1,258 @@
+"""Explicit block motion for P-frames: estimated by the encoder, sent as integers, applied by both sides.
+
+    x_t, x̂_{t-1} ──estimate (encoder only: coarse-to-fine block matching)──▶ v, quarter-pel, one per 16x16 block
+    v ──encode (left-neighbour DPCM, integer two-sided geometric tables)──▶ bytes
+    v ──flow──▶ warp(x̂_{t-1}) = x̃_t (pixels), warp(F_{t-1}) (1/8 features), shift_cells(ŷ_{t-1}) (latent cells)
+
+Why explicit: a conditional codec's context must otherwise learn to shift features by itself, which a
+few CPU hours of training do not teach (issue 14); classical codecs spend almost nothing on a pan
+because they move pixels with vectors. The vectors are integers decoded from the stream, and the
+only use they have on the table path is `shift_cells`, an integer gather: table choice stays exact.
+The warps are float and shape pixels only, like the rest of the synthesis.
+"""
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from oval.bitstream import FormatError, read_varint, write_varint
+
+BLOCK = 16  # pixels per side of a motion block (2x2 cells of the 1/8 grid)
+QPEL = 4  # vectors are in quarter pixels
+CELL_QPEL = 8 * QPEL  # one cell of the 1/8 grid
+COARSE_RADIUS = 8  # full search at 1/4 resolution: ±32 pixels at full resolution
+SMOOTHNESS = 0.002  # cost per pixel of distance from the neighbours' median vector (see estimate)
+
+
+def smoothness_for(level, default_level: int):
+    """The smoothness charge at a quality level (an int, or a (B,) tensor of levels: a (B, 1, 1, 1)
+    tensor): vectors cost relatively more at lower rates, so the charge doubles every two levels
+    down (λ doubles every level)."""
+    if isinstance(level, torch.Tensor):
+        return (SMOOTHNESS * 2 ** ((default_level - level.double()) / 2)).float()[:, None, None, None]
+    return SMOOTHNESS * 2 ** ((default_level - level) / 2)
+
+# --- estimation (encoder only; any estimator gives a valid stream) -------------------------------
+
+
+def _luma(x: torch.Tensor) -> torch.Tensor:
+    return x.mean(1, keepdim=True)
+
+
+def base_grid(height: int, width: int, device, dtype=torch.float32) -> torch.Tensor:
+    ys = torch.arange(height, device=device, dtype=dtype)
+    xs = torch.arange(width, device=device, dtype=dtype)
+    return torch.stack(torch.meshgrid(xs, ys, indexing="xy"), 0)[None]  # (1, 2, H, W): x, y
+
+
+def warp(x: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+    """Backward warp: out(p) = x(p + flow(p)), bilinear, edges repeated. flow (B, 2, H, W) in x's
+    pixels (dx, dy)."""
+    b, _, h, w = x.shape
+    pos = base_grid(h, w, x.device, flow.dtype) + flow
+    grid = torch.stack([2 * pos[:, 0] / max(w - 1, 1) - 1, 2 * pos[:, 1] / max(h - 1, 1) - 1], -1)
+    return F.grid_sample(x, grid.to(x.dtype), mode="bilinear", padding_mode="border", align_corners=True)
+
+
+def _blockwise(v: torch.Tensor, block: int, height: int, width: int) -> torch.Tensor:
+    """Block vectors (B, 2, hb, wb) to a piecewise-constant flow (B, 2, height, width)."""
+    return v.repeat_interleave(block, 2).repeat_interleave(block, 3)[..., :height, :width]
+
+
+def _full_search(cur: torch.Tensor, ref: torch.Tensor, block: int, radius: int, smoothness) -> torch.Tensor:
+    """Integer vectors (B, 2, hb, wb) minimising each block's mean absolute difference, with a
+    small pull towards the frame's median vector."""
+    h, w = cur.shape[-2:]
+    padded = F.pad(ref, (radius,) * 4, mode="replicate")
+    costs, offsets = [], []
+    for dy in range(-radius, radius + 1):
+        for dx in range(-radius, radius + 1):
+            shifted = padded[..., radius + dy:radius + dy + h, radius + dx:radius + dx + w]
+            costs.append(F.avg_pool2d((cur - shifted).abs(), block))
+            offsets.append((dx, dy))
+    cost = torch.cat(costs, 1)  # (B, K, hb, wb)
+    offsets = torch.tensor(offsets, device=cur.device, dtype=cur.dtype)  # (K, 2)
+    best = offsets[cost.argmin(1)]  # (B, hb, wb, 2)
+    # The median over blocks whose cost has a clear minimum: flat blocks match anywhere and say nothing.
+    textured = (cost.mean(1) - cost.amin(1)).flatten(1) > 1e-3  # (B, hb*wb)
+    flat_best = best.flatten(1, 2)
+    median = torch.stack([(flat_best[i][textured[i]] if textured[i].any() else flat_best[i]).median(0).values
+                          for i in range(len(best))])  # (B, 2)
+    distance = (offsets[None, :, None, None, :] - median[:, None, None, None, :]).abs().sum(-1)
+    cost = cost + smoothness * distance * 4  # 4 pixels per unit at 1/4 resolution
+    return offsets[cost.argmin(1)].permute(0, 3, 1, 2).contiguous()
+
+
+def local_median(v: torch.Tensor) -> torch.Tensor:
+    """The median of each block's 3x3 neighbourhood, per component (edges repeated)."""
+    b, c, hb, wb = v.shape
+    patches = F.unfold(F.pad(v.float(), (1, 1, 1, 1), mode="replicate"), 3)  # (B, C*9, hb*wb)
+    return patches.view(b, c, 9, hb, wb).median(2).values.to(v.dtype)
+
+
+def _refine(cur: torch.Tensor, ref: torch.Tensor, v: torch.Tensor, block: int, step: float,
+            scale: int, smoothness: float) -> torch.Tensor:
+    """Each block tries v + step·(-1, 0, 1)² and keeps its best (ties go to the centre); the cost
+    includes the pull towards the median vector (`scale`: full-resolution pixels per unit of v)."""
+    h, w = cur.shape[-2:]
+    median = local_median(v)
+    best_cost, best = None, v
+    for dy in (0, -1, 1):
+        for dx in (0, -1, 1):
+            cand = v + torch.tensor([dx * step, dy * step], device=v.device, dtype=v.dtype)[None, :, None, None]
+            cost = F.avg_pool2d((cur - warp(ref, _blockwise(cand, block, h, w))).abs(), block)
+            cost = cost + smoothness * scale * (cand - median).abs().sum(1, keepdim=True)
+            if best_cost is None:
+                best_cost = cost
+                continue
+            better = cost < best_cost
+            best_cost = torch.where(better, cost, best_cost)
+            best = torch.where(better, cand, best)
+    return best
+
+
+def _snap(cur: torch.Tensor, ref: torch.Tensor, v: torch.Tensor, smoothness: float) -> torch.Tensor:
+    """Each block takes its neighbours' median vector where that costs no more than its own plus
+    the smoothness charge for straying: uniform motion then codes as a uniform field."""
+    h, w = cur.shape[-2:]
+    median = local_median(v)
+    own = F.avg_pool2d((cur - warp(ref, _blockwise(v, BLOCK, h, w))).abs(), BLOCK)
+    theirs = F.avg_pool2d((cur - warp(ref, _blockwise(median, BLOCK, h, w))).abs(), BLOCK)
+    take = theirs <= own + smoothness * (v - median).abs().sum(1, keepdim=True)
+    return torch.where(take, median, v)
+
+
+def blocks_of(height: int, width: int) -> tuple[int, int]:
+    return -(-height // BLOCK), -(-width // BLOCK)
+
+
+@torch.no_grad()
+def estimate(cur: torch.Tensor, ref: torch.Tensor, smoothness=SMOOTHNESS) -> torch.Tensor:
+    """Motion of cur (B, 3, H, W) from ref: (B, 2, ceil(H/16), ceil(W/16)) int64 quarter-pel
+    vectors v with cur(p) ≈ ref(p + v). Full search at 1/4 resolution, integer refinement at 1/2
+    and full resolution, then half- and quarter-pel refinement. smoothness: the cost, in mean
+    absolute difference per pixel, of each pixel a vector strays from its neighbours' median (a
+    stand-in for the bits a ragged field costs; more for lower rates), a float or one per frame
+    as a (B, 1, 1, 1) tensor."""
+    h, w = cur.shape[-2:]
+    hb, wb = blocks_of(h, w)
+    pad = (0, wb * BLOCK - w, 0, hb * BLOCK - h)
+    cur1, ref1 = (F.pad(_luma(t.float()), pad, mode="replicate") for t in (cur, ref))
+    cur2, ref2 = F.avg_pool2d(cur1, 2), F.avg_pool2d(ref1, 2)
+    cur4, ref4 = F.avg_pool2d(cur2, 2), F.avg_pool2d(ref2, 2)
+    v = _full_search(cur4, ref4, BLOCK // 4, COARSE_RADIUS, smoothness)
+    v = _refine(cur2, ref2, 2 * v, BLOCK // 2, 1.0, 2, smoothness)
+    for step in (1.0, 0.5, 0.25, 0.25):  # the last pass again: neighbours have moved
+        v = _refine(cur1, ref1, 2 * v if step == 1.0 else v, BLOCK, step, 1, smoothness)
+    for _ in range(2):
+        v = _snap(cur1, ref1, v, smoothness)
+    return torch.round(v * QPEL).long()
+
+
+# --- applying vectors (encoder and decoder) --------------------------------------------------------
+
+
+def flow(v: torch.Tensor, height: int, width: int, scale: int = 1) -> torch.Tensor:
+    """Quarter-pel block vectors to a smooth dense flow (B, 2, height, width) in units of `scale`
+    pixels (8: the 1/8 grid): vectors sit at block centres and are interpolated bilinearly, so pans,
+    zooms and rotations warp without block edges."""
+    per_block = BLOCK // scale
+    hb, wb = v.shape[-2:]
+    dense = F.interpolate(v.float() / (QPEL * scale), size=(hb * per_block, wb * per_block),
+                          mode="bilinear", align_corners=False)
+    return dense[..., :height, :width]
+
+
+def shift_cells(latent: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """latent (B, M, h, w) on the 1/8 grid moved by each block's vector rounded to whole cells: an
+    integer gather, so a latent of exact integers stays exact (the temporal prior's input)."""
+    b, m, h, w = latent.shape
+    cells = torch.div(v + CELL_QPEL // 2, CELL_QPEL, rounding_mode="floor")  # (B, 2, hb, wb)
+    cells = cells.repeat_interleave(BLOCK // 8, 2).repeat_interleave(BLOCK // 8, 3)[..., :h, :w]
+    rows = (torch.arange(h, device=latent.device)[None, :, None] + cells[:, 1]).clamp(0, h - 1)
+    cols = (torch.arange(w, device=latent.device)[None, None, :] + cells[:, 0]).clamp(0, w - 1)
+    index = (rows * w + cols).flatten(1)[:, None].expand(b, m, h * w)
+    return latent.flatten(2).gather(2, index).view(b, m, h, w)
+
+
+# --- coding the vectors (integers only) ------------------------------------------------------------
+
+RANGE = 64  # residuals in [-64, 64] quarter-pels have table entries; others escape
+TABLES = 16
+TABLE_TOTAL = 1 << 16
+_DECAY = (1, 8, 40, 120, 250, 400, 530, 640, 730, 800, 860, 905, 940, 970, 990, 1010)  # / 1024
+_ESCAPE_WEIGHT = 1 << 20
+
+
+def _table_counts(decay: int) -> list:
+    """Two-sided geometric counts (ratio decay/1024 per quarter-pel) over [-RANGE, RANGE] plus an
+    escape, summing to 2^16, computed in integers: the same table on every machine."""
+    weights, w = [], 1 << 40
+    for _ in range(RANGE + 1):
+        weights.append(w)
+        w = w * decay // 1024
+    row = [weights[abs(r)] for r in range(-RANGE, RANGE + 1)] + [_ESCAPE_WEIGHT]
+    spare = TABLE_TOTAL - len(row)
+    total = sum(row)
+    counts = [1 + x * spare // total for x in row]
+    counts[RANGE] += TABLE_TOTAL - sum(counts)  # the remainder to the zero residual
+    return counts
+
+
+_CODER = None
+
+
+def _coder():
+    global _CODER  # built once, on first use: constriction models for the 16 tables
+    if _CODER is None:
+        from oval.entropy import TableCoder
+        counts = np.array([_table_counts(d) for d in _DECAY], dtype=np.int64)
+        _CODER = TableCoder(np.full(TABLES, -RANGE), np.full(TABLES, 2 * RANGE + 1), counts)
+    return _CODER
+
+
+def _residuals(v: np.ndarray) -> np.ndarray:
+    """(2, hb, wb) vectors -> residuals against the left neighbour (the first column: the one above)."""
+    r = v.copy()
+    r[:, :, 1:] = v[:, :, 1:] - v[:, :, :-1]
+    r[:, 1:, 0] = v[:, 1:, 0] - v[:, :-1, 0]
+    return r
+
+
+def _vectors(r: np.ndarray) -> np.ndarray:
+    v = r.copy()
+    v[:, :, 0] = np.cumsum(r[:, :, 0], axis=1)
+    return np.cumsum(v, axis=2)
+
+
+def _cost_bits(values: np.ndarray, table: int) -> float:
+    counts = np.array(_table_counts(_DECAY[table]), dtype=np.float64)
+    index = np.clip(values + RANGE, 0, 2 * RANGE + 1)
+    index[(values < -RANGE) | (values > RANGE)] = 2 * RANGE + 1
+    return float(-np.log2(counts[index] / TABLE_TOTAL).sum())
+
+
+def encode(v: torch.Tensor) -> bytes:
+    """(1, 2, hb, wb) vectors -> varint length, a table index per component, range-coded residuals.
+    The encoder picks each component's cheapest table; the decoder reads the index."""
+    r = _residuals(v[0].cpu().numpy().astype(np.int64))
+    tables = [min(range(TABLES), key=lambda k: _cost_bits(r[c].reshape(-1), k)) for c in range(2)]
+    per_symbol = np.concatenate([np.full(r[c].size, tables[c]) for c in range(2)])
+    body = bytes(tables) + _coder().encode_indexed(r.reshape(-1), per_symbol)
+    return write_varint(len(body)) + body
+
+
+def decode(payload: bytes, blocks: tuple[int, int], device=None) -> tuple[torch.Tensor, int]:
+    """-> ((1, 2, hb, wb) int64 vectors, the offset in payload where the rest starts)."""
+    length, pos = read_varint(payload, 0)
+    if length < 2 or pos + length > len(payload):
+        raise FormatError("motion vectors run past the end of the frame")
+    tables = list(payload[pos:pos + 2])
+    if max(tables) >= TABLES:
+        raise FormatError("motion vector table index out of range")
+    hb, wb = blocks
+    per_symbol = np.concatenate([np.full(hb * wb, t) for t in tables])
+    r = _coder().decode_indexed(payload[pos + 2:pos + length], per_symbol).astype(np.int64).reshape(2, hb, wb)
+    v = _vectors(r)
+    if np.abs(v).max(initial=0) > 1 << 20:
+        raise FormatError("motion vector out of range")
+    return torch.from_numpy(v)[None].to(device), pos + length

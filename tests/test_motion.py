@@ -1,0 +1,135 @@
+"""Explicit motion: the estimator finds a known sub-pixel shift, vectors round-trip through their
+integer coding, the latent shift is an exact gather, and a motion model's streams decode to the
+encoder's pictures at any thread count."""
+import io
+
+import numpy as np
+import pytest
+import torch
+
+from oval import codec
+from oval.bitstream import FormatError
+from oval.models import motion
+from oval.models.rt import RTConfig, RTModel
+from oval.models.store import fingerprint
+
+
+def _textured(height, width, seed=0):
+    """Smooth random texture (blurred noise): block matching has something to hold on to."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(1, 3, height // 4, width // 4, generator=g)
+    return torch.nn.functional.interpolate(x, size=(height, width), mode="bicubic", align_corners=False).clamp(0, 1)
+
+
+def test_a_known_sub_pixel_shift_is_found_and_warps_back():
+    ref = _textured(96, 128)
+    shift = torch.tensor([3.25, -1.5]).view(1, 2, 1, 1).expand(1, 2, 96, 128)
+    cur = motion.warp(ref, shift)
+    v = motion.estimate(cur, ref)
+    assert v.shape == (1, 2, 6, 8) and v.dtype == torch.int64
+    inner = v[0, :, 1:-1, 1:-1]  # edge blocks see repeated border pixels
+    assert (inner[0] == 13).float().mean() > 0.8 and (inner[1] == -6).float().mean() > 0.8
+    before = ((cur - ref) ** 2).mean()
+    after = ((cur - motion.warp(ref, motion.flow(v, 96, 128))) ** 2).mean()
+    assert after < before / 20
+
+
+def test_a_still_picture_gets_zero_vectors_that_cost_a_few_bytes():
+    ref = _textured(64, 64, seed=1)
+    v = motion.estimate(ref, ref)
+    assert not v.any()
+    assert len(motion.encode(v)) < 16
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_vectors_round_trip_through_their_coding(seed):
+    rng = np.random.default_rng(seed)
+    v = torch.from_numpy(rng.integers(-300, 300, (1, 2, 5, 7)))  # far outside the tables: escapes
+    v[0, :, 2:] = 12  # and a uniform run
+    data = motion.encode(v) + b"rest"
+    decoded, used = motion.decode(data, (5, 7))
+    assert torch.equal(decoded, v) and data[used:] == b"rest"
+
+
+def test_damaged_vectors_are_refused_with_a_format_error():
+    data = motion.encode(torch.zeros(1, 2, 3, 3, dtype=torch.long))
+    with pytest.raises(FormatError):
+        motion.decode(data[:2], (3, 3))
+    with pytest.raises(FormatError):
+        motion.decode(data[:1] + bytes([200, 0]) + data[3:], (3, 3))  # table index 200
+
+
+def test_tables_are_integer_and_complete():
+    for decay in motion._DECAY:
+        counts = motion._table_counts(decay)
+        assert len(counts) == 2 * motion.RANGE + 2 and min(counts) >= 1 and sum(counts) == motion.TABLE_TOTAL
+        assert counts[motion.RANGE] == max(counts)  # zero residual most likely
+
+
+def test_latent_shift_is_an_exact_gather():
+    latent = torch.arange(2 * 6 * 8, dtype=torch.float64).view(1, 2, 6, 8) * 16
+    v = torch.zeros(1, 2, 3, 4, dtype=torch.long)
+    v[0, 0] = 32  # one cell right (32 quarter-pels = 8 pixels)
+    v[0, 1, 1] = -40  # the middle block row: about one cell up (rounded to whole cells)
+    out = motion.shift_cells(latent, v)
+    assert torch.equal(out[0, :, 0, :7], latent[0, :, 0, 1:])  # out(p) = latent(p + v)
+    assert torch.equal(out[0, :, 0, 7], latent[0, :, 0, 7])  # clamped at the edge
+    assert torch.equal(out[0, :, 2, :7], latent[0, :, 1, 1:])
+    assert set(out.unique().tolist()) <= set(latent.unique().tolist())
+
+
+def _motion_model(seed=0) -> RTModel:
+    torch.manual_seed(seed)
+    model = RTModel(RTConfig(C=16, M=16, Z=8, P=16, motion=True)).eval()
+    with torch.no_grad():  # an untrained stem starts at zero; let the prediction matter here
+        model.motion_stem.weight.normal_(0, 0.1)
+    model.update()
+    model.fingerprint = fingerprint(model)
+    return model
+
+
+def _pan(n, height, width):
+    big = (_textured(height + 64, width + 64, seed=3)[0].permute(1, 2, 0).numpy() * 255).astype(np.uint8)
+    return [np.ascontiguousarray(big[2 * t:2 * t + height, 3 * t:3 * t + width]) for t in range(n)]
+
+
+def test_motion_streams_decode_to_the_encoders_pictures_at_1_and_2_threads():
+    model = _motion_model()
+    frames = _pan(4, 48, 80)
+    threads = torch.get_num_threads()
+    try:
+        results = []
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            sink = io.BytesIO()
+            encoder = codec.Encoder(model, sink, 80, 48, 25, 4, quality=5, intra_period=0, scene_cuts=False)
+            recon = [encoder.encode(f) for f in frames]
+            encoder.close()
+            assert [r.frame_type for r in recon][1:] == [codec.FrameType.INTER] * 3
+            for m in (1, 2):
+                torch.set_num_threads(m)
+                reader = codec.open_stream(io.BytesIO(sink.getvalue()))
+                decoder = codec.Decoder(model, reader.header)
+                decoded = [decoder.decode(p) for p in reader]
+                assert all(np.array_equal(a, b.recon) for a, b in zip(decoded, recon, strict=True))
+            results.append(sink.getvalue())
+        assert results[0] == results[1]  # the encoder's choices do not depend on the thread count
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_the_training_forward_trains_the_motion_stem():
+    model = _motion_model(1).train()
+    clip = torch.from_numpy(np.stack(_pan(3, 32, 48))).permute(0, 3, 1, 2).float()[None] / 255
+    out = model(clip, torch.tensor([4]), train_intra=False)
+    (((out["x_hat"] - clip) ** 2).sum() - sum(torch.log2(v).sum() for v in out["likelihoods"].values())).backward()
+    assert model.motion_stem.weight.grad is not None and model.motion_stem.weight.grad.abs().sum() > 0
+    assert model.g_a_intra.stem.weight.grad is None
+
+
+def test_a_motion_model_exports_its_context_with_the_picture_input(tmp_path):
+    from oval.export.onnx import export_onnx
+    model = _motion_model(2)
+    manifest = export_onnx(model, tmp_path, _pan(1, 48, 80))
+    assert manifest["graphs"]["context"]["inputs"] == ["feature", "prediction"]
+    assert max(manifest["parity"].values()) < 1e-4
