@@ -36,7 +36,7 @@ from oval.models.store import build_model, save_model
 
 # Fields that define what is being trained: a resumed run must keep them.
 RESUME_KEYS = ("arch", "N", "M", "C", "lmbda", "distortion", "quantizer", "crop", "batch_size", "lr", "min_lr",
-               "frames", "memory", "colour_space", "backbone", "stage", "motion")
+               "frames", "memory", "colour_space", "backbone", "stage", "motion", "new_part", "new_part_lr_scale")
 # TrainConfig fields that are model config fields, passed on where the architecture has them.
 MODEL_KEYS = ("N", "M", "C", "memory", "colour_space", "backbone", "motion")
 
@@ -77,6 +77,9 @@ class TrainConfig:
                                    "synthesis with a straight-through gradient, noise for the rate)")
     noise: float = _opt(0.0, "Gaussian noise sigma on the model's input in training (never in evaluation)")
     lr: float = _opt(3e-4, "peak learning rate (Adam)")
+    new_part: str = _opt("", "a parameter-name prefix (e.g. motion_stem) trained at --lr x --new-part-lr-scale: a new "
+                             "part on a trained model learns fast while the rest is only fine-tuned")
+    new_part_lr_scale: float = _opt(1.0, "learning-rate multiplier of --new-part")
     min_lr: float = _opt(1e-5, "learning rate at the end of the cosine decay")
     clip: float = _opt(1.0, "gradient-norm clipping")
     max_frames: int = _opt(300, "frames read per clip")
@@ -370,7 +373,14 @@ def prepare_model(cfg: TrainConfig, resume: bool, d: distributed.Dist, rng: rand
             module.requires_grad_(False)
         model.gain_intra.requires_grad_(False)
         model.inverse_gain_intra.requires_grad_(False)
-    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.lr)
+    trained = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    new = [p for n, p in trained if cfg.new_part and n.startswith(cfg.new_part)]
+    if cfg.new_part and not new:
+        raise OvalError(f"--new-part {cfg.new_part}: no trained parameter of {cfg.arch} starts with it")
+    groups = [{"params": [p for n, p in trained if not (cfg.new_part and n.startswith(cfg.new_part))], "lr_scale": 1.0}]
+    if new:
+        groups.append({"params": new, "lr_scale": cfg.new_part_lr_scale})
+    optimizer = torch.optim.Adam(groups, lr=cfg.lr)
     step, best, schedule_seconds = 0, float("inf"), 0.0
     if resume:
         last = out / "checkpoints" / "last.pt"
@@ -463,7 +473,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> Optional[Path]:
         while (step < cfg.steps or cfg.steps == 0) and time.time() < deadline:
             used = schedule_seconds() / (cfg.hours * 3600) if cfg.hours > 0 else 0.0
             for group in optimizer.param_groups:
-                group["lr"] = lr_at(step, cfg, used)
+                group["lr"] = lr_at(step, cfg, used) * group.get("lr_scale", 1.0)
             x, x_in, sources = next_input(loader, cfg, cuda)
             # A multi-rate model draws a quality level, and so a λ, for every sample.
             if model.levels:

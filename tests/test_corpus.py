@@ -114,8 +114,10 @@ def test_a_new_part_trains_on_top_of_trained_p_frames(corpus, tmp_path):
               "--batch-size", "1", "--frames", "2", "--log-every", "1", "--val-every", "1000", "--val-frames", "2",
               "--val", str(corpus / "clips" / "bikes-bikes.mp4")]
     assert train_main(common + ["--out", str(base), "--steps", "2"]) == 0
-    assert train_main(common + ["--out", str(run), "--steps", "1", "--stage", "inter", "--init", str(base),
-                                "--motion", "--lr", "1e-12"]) == 0
+    motion = ["--stage", "inter", "--init", str(base), "--motion", "--lr", "1e-12", "--new-part", "motion_stem"]
+    assert train_main(common + ["--out", str(tmp_path / "bad"), "--steps", "1", *motion[:-1], "nothing"]) == 1
+    assert train_main(common + ["--out", str(run), "--steps", "1", *motion, "--new-part-lr-scale", "6"]) == 0
     before, after = load_model(str(base)), load_model(str(run))
-    assert after.config.motion and after.motion_stem.weight.abs().max() < 1e-9  # from zero, one step of 1e-12
+    # From zero, one Adam step of lr x 6 (Adam's first step moves each weight by about the learning rate).
+    assert after.config.motion and 5e-12 < after.motion_stem.weight.abs().max() < 7e-12
     assert torch.allclose(after.g_a_inter.fuse.weight, before.g_a_inter.fuse.weight, atol=1e-6)
