@@ -85,6 +85,8 @@ class TrainConfig:
     max_frames: int = _opt(300, "frames read per clip")
     photo_share: float = _opt(0.7, "corpus data: share of samples cut from photos with synthetic motion "
                                    "(the rest from real clips)")
+    flat_share: float = _opt(0.0, "corpus data: share of samples that are flat or smooth synthetic pictures "
+                                  "(colours, gradients, blurred photos) with camera motion: they should cost nothing")
     hours: float = _opt(0.0, "stop cleanly after this many hours of wall-clock time and save (0: no limit); "
                               "a resumed run counts the hours it has already trained")
     save_minutes: float = _opt(10.0, "also checkpoint every this many minutes")
@@ -148,6 +150,8 @@ def parse_args(argv=None) -> tuple[TrainConfig, bool]:
         raise OvalError("--steps 0 trains by time: give --hours")
     if not 0 <= cfg.photo_share <= 1:
         raise OvalError("--photo-share must be between 0 and 1")
+    if not 0 <= cfg.flat_share <= 1:
+        raise OvalError("--flat-share must be between 0 and 1")
     if cfg.loader not in ("auto", "pyav", "dali"):
         raise OvalError(f"--loader must be auto, pyav or dali, not {cfg.loader!r}")
     if any(c % 16 or c < 16 for c in cfg.crop):
@@ -164,7 +168,7 @@ def make_loader(cfg: TrainConfig, files: list, d: distributed.Dist):
         from oval.corpus.sources import FOOTAGE, PHOTO
         return CorpusLoader(cfg.data[0], cfg.crop, cfg.batch_size, cfg.frames, "train", d.device,
                             {PHOTO: cfg.photo_share, FOOTAGE: 1 - cfg.photo_share}, cfg.max_frames,
-                            seed=cfg.seed + d.rank, progress=d.main)
+                            seed=cfg.seed + d.rank, progress=d.main, flat_share=cfg.flat_share)
     shard = files[d.rank::d.world] if len(files) >= d.world else files
     if cfg.loader == "dali" and cfg.frames > 1:
         raise OvalError("--loader dali reads single frames; use --loader pyav with --frames > 1")

@@ -81,6 +81,22 @@ def test_loader_mixes_photos_and_clips(corpus):
     assert "bikes" in seen and seen & {"palapeli", "tiktok"}
 
 
+def test_flat_samples_are_flat_and_leave_other_recipes_alone(corpus):
+    plain = [CorpusLoader(corpus, (64, 64), 4, frames=2, seed=3, progress=False).next_batch()[0] for _ in range(2)]
+    assert torch.equal(plain[0], plain[1])
+    same = CorpusLoader(corpus, (64, 64), 4, frames=2, seed=3, progress=False, flat_share=0.0).next_batch()[0]
+    assert torch.equal(same, plain[0])  # flat_share 0 draws nothing: the batches an old recipe saw
+    loader = CorpusLoader(corpus, (64, 64), 16, frames=2, seed=3, progress=False, flat_share=0.5)
+    batch, sources = loader.next_batch()
+    flat = batch[[s == "flat" for s in sources]]
+    assert 3 <= len(flat) <= 13 and batch.shape == (16, 2, 3, 64, 64)
+    assert 0 <= batch.min() and batch.max() <= 1
+    # Flat means smooth: neighbouring pixels differ far less than in the photos and footage.
+    def roughness(x):
+        return (x[..., 1:] - x[..., :-1]).abs().mean()
+    assert roughness(flat) < 0.5 * roughness(batch[[s != "flat" for s in sources]])
+
+
 def test_training_stops_on_time_logs_per_source_and_resumes_from_the_compact_state(corpus, tmp_path):
     run = tmp_path / "run"
     args = ["--data", str(corpus), "--out", str(run), "--arch", "oval-rt", "--C", "16", "--M", "16",

@@ -14,6 +14,7 @@ import torch
 from torch.nn import functional as F
 
 from oval.corpus.build import load_manifest
+from oval.corpus.flat import flat_windows
 from oval.corpus.motion import motion_parameters, render_clips, window_size
 from oval.corpus.sources import FOOTAGE, PHOTO
 from oval.errors import OvalError
@@ -40,12 +41,14 @@ class CorpusLoader:
     """next_batch() -> (float (B, T, 3, h, w) in [0, 1] on `device`, list of source names).
 
     weights: the share of each kind of material (photo, footage); items of a kind are drawn
-    uniformly. A photo or clip smaller than what a sample needs is skipped with a warning.
+    uniformly. flat_share: the share of samples that are flat or smooth synthetic pictures
+    (oval.corpus.flat) moving like photo clips, drawn before the rest. A photo or clip smaller than
+    what a sample needs is skipped with a warning.
     """
 
     def __init__(self, corpus_dir, crop: tuple, batch_size: int, frames: int = 1, split: str = "train",
                  device: torch.device = torch.device("cpu"), weights: dict = None, max_frames: int = 300,
-                 seed: int = 0, progress: bool = True):
+                 seed: int = 0, progress: bool = True, flat_share: float = 0.0):
         self.dir = Path(corpus_dir)
         manifest = load_manifest(self.dir)
         self.crop, self.batch_size, self.frames, self.device = tuple(crop), batch_size, frames, device
@@ -79,6 +82,7 @@ class CorpusLoader:
         if total <= 0:
             raise OvalError(f"the {split} split of {self.dir} has nothing usable for crops of {self.crop}")
         self.photo_share = weights.get(PHOTO, 0) / total
+        self.flat_share = flat_share
 
     @property
     def sources(self) -> list:
@@ -120,14 +124,24 @@ class CorpusLoader:
             window = F.avg_pool2d(window, 2)
         return window.flip(-1) if self.rng.random() < 0.5 else window
 
+    def _flat_samples(self, n: int) -> torch.Tensor:
+        windows = flat_windows(n, self.window, self.generator, self.photos, self.device)
+        params = motion_parameters(n, self.generator, self.device)
+        return render_clips(windows, params, self.frames, self.crop, self.generator)
+
     def next_batch(self) -> tuple[torch.Tensor, list]:
-        n_photo = sum(self.rng.random() < self.photo_share for _ in range(self.batch_size))
         parts, sources = [], []
+        # No draw at all without flat samples: earlier recipes see exactly the batches they saw.
+        n_flat = sum(self.rng.random() < self.flat_share for _ in range(self.batch_size)) if self.flat_share else 0
+        if n_flat:
+            parts.append(self._flat_samples(n_flat))
+            sources += ["flat"] * n_flat
+        n_photo = sum(self.rng.random() < self.photo_share for _ in range(self.batch_size - n_flat))
         if n_photo:
             picks = [self.rng.randrange(len(self.photos)) for _ in range(n_photo)]
             parts.append(self._photo_samples(picks))
             sources += [self.photo_sources[i] for i in picks]
-        for _ in range(self.batch_size - n_photo):
+        for _ in range(self.batch_size - n_flat - n_photo):
             i = self.rng.randrange(len(self.clips))
             parts.append(self._clip_sample(self.clips[i])[None])
             sources.append(self.clip_sources[i])
