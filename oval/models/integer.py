@@ -19,8 +19,6 @@ weights and activations), so the network learns what the integer version compute
 turns the float weights into the integer buffers that coding uses; those buffers are part of the
 model file and its fingerprint.
 """
-import math
-
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -48,15 +46,12 @@ def to_grid(x: torch.Tensor, frac: int) -> torch.Tensor:
 def exact_floor_div_pow2(acc: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
     """floor((acc + 2^(shift-1)) / 2^shift) per output channel; acc (B, C, N) float64 integers.
 
-    acc · 2^-shift is exact in float64 (a power of two only moves the exponent) and so is adding
-    one half (both are multiples of 2^-shift below 2^53 in magnitude), so one multiply, one add and
-    a floor give the integer result on any IEEE-754 device. The powers of two are made here, in
-    Python, never by a device's pow (CUDA's allows an ulp of error, and a floor at an exact integer
-    then flips: caught by the first CPU -> CUDA decode on an H100)."""
-    shifts = [int(v) for v in shift.tolist()]
-    scale = torch.tensor([math.ldexp(1.0, -v) for v in shifts], dtype=torch.float64)[:, None]
-    half = torch.tensor([0.5 if v > 0 else 0.0 for v in shifts], dtype=torch.float64)[:, None]
-    return torch.floor(acc * scale.to(acc.device) + half.to(acc.device))
+    Done in int64 with an arithmetic right shift (a floor division, negatives included): a float
+    pow(2, -shift) is not guaranteed exact on every device (CUDA's pow allows an ulp of error, and a
+    floor at an exact integer then flips). Caught by the first CPU -> CUDA decode on an H100."""
+    s = shift.to(device=acc.device, dtype=torch.int64)[:, None]
+    half = torch.bitwise_right_shift(torch.bitwise_left_shift(torch.ones_like(s), s), 1)
+    return torch.bitwise_right_shift(acc.to(torch.int64) + half, s).to(torch.float64)
 
 
 class IntConv2d(nn.Module):
