@@ -133,3 +133,18 @@ def test_a_motion_model_exports_its_context_with_the_picture_input(tmp_path):
     manifest = export_onnx(model, tmp_path, _pan(1, 48, 80))
     assert manifest["graphs"]["context"]["inputs"] == ["feature", "prediction"]
     assert max(manifest["parity"].values()) < 1e-4
+
+
+@pytest.mark.parametrize("motion_on", [True, False])
+def test_the_encoder_runs_the_context_network_once_per_p_frame(motion_on):
+    torch.manual_seed(3)
+    model = RTModel(RTConfig(C=16, M=16, Z=8, P=16, motion=motion_on)).eval()
+    model.update()
+    model.fingerprint = fingerprint(model)
+    calls = []
+    run_graph = model.run_graph
+    model.run_graph = lambda name, *a: (calls.append(name), run_graph(name, *a))[1]
+    encoder = codec.Encoder(model, io.BytesIO(), 80, 48, 25, 3, quality=5, intra_period=0, scene_cuts=False)
+    for f in _pan(3, 48, 80):
+        encoder.encode(f)
+    assert calls.count("context") == 2  # two P-frames, one context each
