@@ -126,7 +126,10 @@ class TableCoder:
         return _constriction().stream.queue.RangeDecoder(words), pos + 4 * n_words
 
     def _decode_run(self, decoder, data: bytes, pos: int, table: int, count: int) -> tuple[np.ndarray, int]:
-        symbols = decoder.decode(self.models[table], count).astype(np.int64)
+        try:
+            symbols = decoder.decode(self.models[table], count).astype(np.int64)
+        except (AssertionError, ValueError, RuntimeError):  # constriction's word on data no encoder wrote
+            raise FormatError("entropy-coded data is invalid for its tables") from None
         values = symbols + self.offsets[table]
         for i in np.flatnonzero(symbols == self.lengths[table]):
             raw, pos = read_varint(data, pos)

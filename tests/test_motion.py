@@ -59,6 +59,21 @@ def test_damaged_vectors_are_refused_with_a_format_error():
         motion.decode(data[:1] + bytes([200, 0]) + data[3:], (3, 3))  # table index 200
 
 
+def test_randomly_damaged_vectors_decode_or_fail_with_a_format_error_only():
+    rng = np.random.default_rng(0)
+    good = motion.encode(torch.from_numpy(rng.integers(-20, 20, (1, 2, 6, 8))))
+    refused = 0
+    for _ in range(500):
+        data = bytearray(good)
+        for _ in range(rng.integers(1, 4)):
+            data[rng.integers(0, len(data))] = rng.integers(0, 256)
+        try:
+            motion.decode(bytes(data[:rng.integers(0, len(data) + 1)]), (6, 8))
+        except FormatError:
+            refused += 1
+    assert refused > 0
+
+
 def test_tables_are_integer_and_complete():
     for decay in motion._DECAY:
         counts = motion._table_counts(decay)
