@@ -108,8 +108,9 @@ def rt_stages(model, x, shape, reference, timer):
     if model.config.motion:  # estimation is the encoder's alone; coding the vectors costs both sides little
         vectors = timer("motion_estimation", lambda: model.estimate_motion(x, reference, q))
         motion_bytes = timer("motion_coding", lambda: motion.encode(vectors))
-    context, latent16 = timer("context", lambda: model._context(reference, vectors))
-    y = timer("analysis", lambda: model._analyse(x, lv, context) * model._gain(lv, False))
+    cond = timer("context", lambda: model._context(reference, vectors))
+    context, latent16 = cond.context, cond.latent16
+    y = timer("analysis", lambda: model._analyse(model._to_code(x, cond.prediction), lv, context) * model._gain(lv, False))
     data = timer("entropy_encode", lambda: prior.compress(y, latent16)[0])
     z = torch.zeros(1, model.config.Z, -(-shape[0] // 4), -(-shape[1] // 4), dtype=torch.float64, device=x.device)
     timer("prior", lambda: prior._exact_params(z, shape, latent16))
@@ -118,7 +119,7 @@ def rt_stages(model, x, shape, reference, timer):
         timer("motion_decoding", lambda: motion.decode(motion_bytes, vectors.shape[-2:], x.device))
     y_hat = (y16 / 16).float() * model._gain(lv, False, inverse=True)
     x_hat, feature = timer("synthesis", lambda: model._synthesise(y_hat, lv, context))
-    x_hat = x_hat.clamp_(0, 1)
+    x_hat = model._from_coded(x_hat, cond.prediction).clamp_(0, 1)
     return x_hat, type(reference)(feature, y16, x_hat if model.config.motion else None)
 
 

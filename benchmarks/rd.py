@@ -115,10 +115,14 @@ def load_variant(spec: str, device):
         if prior is not None and variant == "no-second-pass":
             prior.checkerboard = False
     if variant == "no-context":  # the context has the reference feature's shape: no need to compute it
+        from oval.models.rt import Conditioning
+
         def no_context(reference, vectors=None):
-            latent16 = reference.latent16 if vectors is None else model._moved(vectors, reference.feature,
-                                                                               reference.latent16)[1]
-            return torch.zeros_like(reference.feature), latent16
+            if vectors is None:
+                return Conditioning(torch.zeros_like(reference.feature), reference.latent16)
+            latent16 = model._moved(vectors, reference.feature, reference.latent16)[1]
+            return Conditioning(torch.zeros_like(reference.feature), latent16,
+                                model._predict(vectors, reference.picture))
         model._context = no_context
     if variant == "no-motion":
         if not getattr(model.config, "motion", False):

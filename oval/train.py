@@ -36,9 +36,9 @@ from oval.models.store import build_model, save_model
 
 # Fields that define what is being trained: a resumed run must keep them.
 RESUME_KEYS = ("arch", "N", "M", "C", "lmbda", "distortion", "quantizer", "crop", "batch_size", "lr", "min_lr",
-               "frames", "memory", "colour_space", "backbone", "stage", "motion", "new_part", "new_part_lr_scale")
+               "frames", "memory", "colour_space", "backbone", "stage", "motion", "residual", "new_part", "new_part_lr_scale")
 # TrainConfig fields that are model config fields, passed on where the architecture has them.
-MODEL_KEYS = ("N", "M", "C", "memory", "colour_space", "backbone", "motion")
+MODEL_KEYS = ("N", "M", "C", "memory", "colour_space", "backbone", "motion", "residual")
 
 
 def _opt(default, help_text: str):
@@ -66,6 +66,8 @@ class TrainConfig:
     memory: bool = _opt(False, "ConvLSTM memory across P-frames (oval-video)")
     motion: bool = _opt(False, "oval-rt: explicit block motion in P-frames (vectors estimated by the encoder "
                                "warp the previous picture, feature and latent)")
+    residual: bool = _opt(False, "oval-rt with --motion: P-frames code the difference from the motion-compensated "
+                                 "picture (x̂ = prediction + decoded residual)")
     colour_space: str = _opt("rgb", "space the model codes in: rgb, ycbcr-bt601 or ycbcr-bt709 (oval-video)")
     backbone: str = _opt("", "resnet: a torchvision ResNet stem opens the analysis transform (oval-video)")
     backbone_weights: str = _opt("", "local torchvision ResNet state dict (.pth) for --backbone; nothing "
@@ -196,10 +198,12 @@ def model_config(cfg: TrainConfig) -> dict:
 def init_from(model, spec: str) -> tuple[int, str]:
     """Copies the tensors of a trained model whose names and shapes match; an intra model's
     factorized density seeds every quality level's. -> (how many tensors were copied, the stage
-    the source was trained in, '' where unknown)."""
+    the source was trained in, '' where unknown; "intra" where its P-frames code another signal)."""
     from oval.models.store import load_model
     loaded = load_model(spec)
     stage = getattr(loaded, "metadata", {}).get("stage", "")
+    if getattr(getattr(loaded, "config", None), "residual", False) != getattr(model.config, "residual", False):
+        stage = "intra"  # its P-frames code something else: only its intra half carries over
     source = loaded.state_dict()
     target = model.state_dict()
     copied = {}
@@ -369,9 +373,11 @@ def prepare_model(cfg: TrainConfig, resume: bool, d: distributed.Dist, rng: rand
         raise OvalError(f"{cfg.arch} trains on " + ("clips: pass --frames 2 or more" if model.temporal
                                                     else "single frames: drop --frames"))
     if rt and cfg.stage == "inter" and cfg.init and not resume and init_stage not in ("inter", "joint"):
-        # From an intra model: P-frames start as good as I-frames, the context switched off. From a
-        # model whose P-frames were trained (a new part such as motion added), its P-frames go on.
+        # From an intra model (or one whose P-frames code another signal): P-frames start as good as
+        # I-frames, the context switched off. From a model whose P-frames were trained (a new part
+        # such as motion added), its P-frames go on.
         model.warm_start_inter()
+        print("P-frame half warm-started as a copy of the intra half", file=sys.stderr)
     if rt and cfg.stage == "inter":  # the intra model is frozen: its transforms and prior take no steps
         for module in (model.g_a_intra, model.g_s_intra, model.prior_intra):
             module.requires_grad_(False)

@@ -93,9 +93,9 @@ def test_latent_shift_is_an_exact_gather():
     assert set(out.unique().tolist()) <= set(latent.unique().tolist())
 
 
-def _motion_model(seed=0) -> RTModel:
+def _motion_model(seed=0, residual=False) -> RTModel:
     torch.manual_seed(seed)
-    model = RTModel(RTConfig(C=16, M=16, Z=8, P=16, motion=True)).eval()
+    model = RTModel(RTConfig(C=16, M=16, Z=8, P=16, motion=True, residual=residual)).eval()
     with torch.no_grad():  # an untrained stem starts at zero; let the prediction matter here
         model.motion_stem.weight.normal_(0, 0.1)
     model.update()
@@ -108,8 +108,9 @@ def _pan(n, height, width):
     return [np.ascontiguousarray(big[2 * t:2 * t + height, 3 * t:3 * t + width]) for t in range(n)]
 
 
-def test_motion_streams_decode_to_the_encoders_pictures_at_1_and_2_threads():
-    model = _motion_model()
+@pytest.mark.parametrize("residual", [False, True])
+def test_motion_streams_decode_to_the_encoders_pictures_at_1_and_2_threads(residual):
+    model = _motion_model(residual=residual)
     frames = _pan(4, 48, 80)
     threads = torch.get_num_threads()
     try:
@@ -163,3 +164,38 @@ def test_the_encoder_runs_the_context_network_once_per_p_frame(motion_on):
     for f in _pan(3, 48, 80):
         encoder.encode(f)
     assert calls.count("context") == 2  # two P-frames, one context each
+
+
+def test_residual_p_frames_need_motion():
+    with pytest.raises(TypeError, match="need motion"):
+        RTModel(RTConfig(C=16, M=16, Z=8, P=16, residual=True))
+
+
+def test_a_warm_started_residual_p_frame_is_the_intra_coded_residual():
+    """Warm-started from its intra half, a residual model's P-frame is the intra codec applied to
+    x - x̃ + 1/2, added back to x̃: what the trained P-frames start from."""
+    model = _motion_model(4, residual=True)
+    model.warm_start_inter()
+    model.update()
+    frames = [torch.from_numpy(f).permute(2, 0, 1)[None].float() / 255 for f in _pan(2, 48, 80)]
+    i_frame, reference = model.decompress_frame(model.compress_frame(frames[0], 5, None), (6, 10), 5, None)
+    vectors = model.estimate_motion(frames[1], reference, 5)
+    prediction = model._predict(vectors, reference.picture)
+    residual = (frames[1] - prediction + 0.5)
+    expected, _ = model.decompress_frame(model.compress_frame(residual, 5, None), (6, 10), 5, None)
+    got, _ = model.decompress_frame(model.compress_frame(frames[1], 5, reference), (6, 10), 5, reference)
+    # The same wherever the intra decoder did not clamp the residual picture to [0, 1].
+    inside = (expected > 1e-6) & (expected < 1 - 1e-6)
+    assert inside.float().mean() > 0.5
+    assert torch.allclose(got[inside], (prediction + expected - 0.5).clamp(0, 1)[inside], atol=1e-4)
+
+
+def test_init_from_a_model_whose_p_frames_code_another_signal_restarts_them(tmp_path):
+    from oval.models.store import save_model
+    from oval.train import init_from
+    source = _motion_model(5)
+    save_model(source, tmp_path / "conditional.safetensors", {"stage": "inter"})
+    _, stage = init_from(_motion_model(6), str(tmp_path / "conditional.safetensors"))
+    assert stage == "inter"
+    _, stage = init_from(_motion_model(6, residual=True), str(tmp_path / "conditional.safetensors"))
+    assert stage == "intra"

@@ -21,7 +21,7 @@ Variable rate: quality level q scales the latent by a learned per-channel gain g
 at its own λ (QUALITY_LAMBDAS), drawn per sample.
 """
 import dataclasses
-from typing import Optional
+from typing import NamedTuple, Optional
 
 import numpy as np
 import torch
@@ -55,6 +55,7 @@ class RTConfig:
     skip: bool = True
     colour_space: str = "rgb"
     motion: bool = False  # explicit block motion in P-frames (oval.models.motion)
+    residual: bool = False  # with motion: P-frames code x - x̃ (the motion-compensated residual), x̂ = x̃ + output
 
 
 @dataclasses.dataclass
@@ -63,6 +64,13 @@ class Reference:
     feature: torch.Tensor  # decoder feature F (1, C, H/8, W/8), float
     latent16: torch.Tensor  # ŷ in sixteenths (1, M, H/8, W/8), float64 integers: exact
     picture: Optional[torch.Tensor] = None  # x̂ (1, 3, H, W) in [0, 1]: what motion warps
+
+
+class Conditioning(NamedTuple):
+    """What a P-frame is coded with, from the reference (and the motion vectors, if any)."""
+    context: torch.Tensor  # for the P-frame transforms (1, C, h, w), float
+    latent16: torch.Tensor  # the reference latent the temporal prior sees (exact)
+    prediction: Optional[torch.Tensor] = None  # the warped previous picture (motion models)
 
 
 class MotionContext(nn.Module):
@@ -135,6 +143,8 @@ class RTModel(MultiRate, nn.Module):
             raise TypeError(f"levels must be 1..{len(QUALITY_LAMBDAS)}, not {config.levels}")
         if config.colour_space != "rgb":
             raise TypeError("oval-rt codes RGB")
+        if config.residual and not config.motion:
+            raise TypeError("residual P-frames need motion (the residual is against the motion-compensated picture)")
         self.config = cfg = config
         self.g_a_intra, self.g_s_intra = Analysis(cfg, False), Synthesis(cfg, False)
         self.g_a_inter, self.g_s_inter = Analysis(cfg, True), Synthesis(cfg, True)
@@ -219,15 +229,19 @@ class RTModel(MultiRate, nn.Module):
                     y_hat, lik = self.prior_intra(self.g_a_intra(x, level) * self._gain(level, True))
                     x_hat, feature = self.g_s_intra(y_hat * self._gain(level, True, inverse=True), level)
             else:
+                prediction = None
                 if self.config.motion:
                     reference = x_hat.clamp(0, 1)
                     vectors = motion.estimate(x, reference.detach(), motion.smoothness_for(level + 1, DEFAULT_LEVEL))
                     feature, prev = self._moved(vectors, feature, prev)
-                    context = self.context(feature + self.motion_stem(unshuffle(self._predict(vectors, reference))))
+                    prediction = self._predict(vectors, reference)
+                    context = self.context(feature + self.motion_stem(unshuffle(prediction)))
                 else:
                     context = self.context(feature)
-                y_hat, lik = self.prior_inter(self.g_a_inter(x, level, context) * self._gain(level, False), prev)
+                source = self._to_code(x, prediction)
+                y_hat, lik = self.prior_inter(self.g_a_inter(source, level, context) * self._gain(level, False), prev)
                 x_hat, feature = self.g_s_inter(y_hat * self._gain(level, False, inverse=True), level, context)
+                x_hat = self._from_coded(x_hat, prediction)
             prev = y_hat
             x_hats.append(x_hat)
             likelihoods.update({f"frame{t}_{k}": v for k, v in lik.items()})
@@ -238,6 +252,14 @@ class RTModel(MultiRate, nn.Module):
     def estimate_motion(self, x: torch.Tensor, reference: Reference, level: int) -> torch.Tensor:
         """The encoder's choice of vectors (any choice decodes; benchmarks replace it for ablations)."""
         return motion.estimate(x, reference.picture, motion.smoothness_for(level, DEFAULT_LEVEL))
+
+    def _to_code(self, x: torch.Tensor, prediction) -> torch.Tensor:
+        """What the P-frame transforms see: the frame, or (residual models) its difference from the
+        motion-compensated prediction, centred on mid-grey as the intra transforms expect pictures."""
+        return x - prediction + 0.5 if self.config.residual else x
+
+    def _from_coded(self, out: torch.Tensor, prediction) -> torch.Tensor:
+        return out + prediction - 0.5 if self.config.residual else out
 
     @staticmethod
     def _predict(vectors: torch.Tensor, picture: torch.Tensor) -> torch.Tensor:
@@ -288,23 +310,24 @@ class RTModel(MultiRate, nn.Module):
         return striped(lambda ys, cs: self.run_graph("g_s_inter", ys, q, cs), [y, context], [1, 1],
                        self.config.decoder_blocks)
 
-    def _context(self, reference: Reference, vectors=None) -> tuple[torch.Tensor, torch.Tensor]:
-        """-> (context, the reference latent the temporal prior sees). The encoder asks twice per
-        P-frame (to code, then in its own decoder for the reconstruction) with the same reference
-        object and vectors: the second time gets the first's result."""
+    def _context(self, reference: Reference, vectors=None) -> Conditioning:
+        """The encoder asks twice per P-frame (to code, then in its own decoder for the
+        reconstruction) with the same reference object and vectors: the second time gets the
+        first's result."""
         key = None if vectors is None else vectors.cpu().numpy().tobytes()
         memo = self.__dict__.get("_context_memo")
         if memo is not None and memo[0] is reference and memo[1] == key:
-            return memo[2], memo[3]
+            return memo[2]
         if vectors is None:
             context = striped(lambda f: self.run_graph("context", f), [reference.feature], [1], 1)
-            latent16 = reference.latent16
+            result = Conditioning(context, reference.latent16)
         else:
             feature, latent16 = self._moved(vectors, reference.feature, reference.latent16)
             prediction = self._predict(vectors, reference.picture)
             context = striped(lambda f, p: self.run_graph("context", f, p), [feature, prediction], [1, 8], 1)
-        self.__dict__["_context_memo"] = (reference, key, context, latent16)
-        return context, latent16
+            result = Conditioning(context, latent16, prediction)
+        self.__dict__["_context_memo"] = (reference, key, result)
+        return result
 
     @torch.no_grad()
     def compress_frame(self, x: torch.Tensor, level: int, reference: Optional[Reference]) -> bytes:
@@ -318,26 +341,29 @@ class RTModel(MultiRate, nn.Module):
         if self.config.motion:
             vectors = self.estimate_motion(x, reference, level)
             header = motion.encode(vectors)
-        context, latent16 = self._context(reference, vectors)
-        y = self._analyse(x, q, context) * self._gain(q, False)
-        return header + self.prior_inter.compress(y, latent16)[0]
+        cond = self._context(reference, vectors)
+        y = self._analyse(self._to_code(x, cond.prediction), q, cond.context) * self._gain(q, False)
+        return header + self.prior_inter.compress(y, cond.latent16)[0]
 
     @torch.no_grad()
     def decompress_frame(self, payload: bytes, shape: tuple, level: int, reference: Optional[Reference]):
         """-> (x̂ (1, 3, H, W) in [0, 1], the next reference); shape is the latent's (h, w)."""
         q, device = self._level(level), self.coding_device
+        cond = None
         if reference is None:
             y16 = self.prior_intra.decompress(payload, shape, device=device)
-            context = None
         else:
             vectors = None
             if self.config.motion:
                 vectors, used = motion.decode(payload, motion.blocks_of(8 * shape[0], 8 * shape[1]), device)
                 payload = payload[used:]
-            context, latent16 = self._context(reference, vectors)
-            y16 = self.prior_inter.decompress(payload, shape, latent16, device=device)
+            cond = self._context(reference, vectors)
+            y16 = self.prior_inter.decompress(payload, shape, cond.latent16, device=device)
         y_hat = (y16 / 2**MEAN_FRAC).float()
-        x_hat, feature = self._synthesise(y_hat * self._gain(q, reference is None, inverse=True), q, context)
+        x_hat, feature = self._synthesise(y_hat * self._gain(q, reference is None, inverse=True), q,
+                                          None if cond is None else cond.context)
+        if cond is not None:
+            x_hat = self._from_coded(x_hat, cond.prediction)
         x_hat = x_hat.clamp_(0, 1)
         return x_hat, Reference(feature, y16, x_hat if self.config.motion else None)
 

@@ -32,6 +32,7 @@ STREAMS = {
     "rt_q10_gop0_odd": ("tiny_rt", 10, 0, 4, (45, 71)),
     # Untrained P-frames cost more than I-frames: without scene cuts, so that they stay P-frames.
     "rt_motion_q5_gop0": ("tiny_rt_motion", 5, 0, 5, (48, 80), False),
+    "rt_residual_q4_gop0": ("tiny_rt_residual", 4, 0, 4, (48, 80), False),
     "default": ("default", None, None, 4, (144, 176)),  # its default quality and intra period
     # Earlier defaults ship on so that their streams decode: each keeps a golden stream.
     "shipped_video_2026_11_25": ("video-2026-11-25", None, None, 4, (144, 176)),
@@ -48,6 +49,7 @@ MODELS = {
     "tiny_video_memory": ("oval-video", {"N": 8, "M": 8, "C": 8, "memory": True}, 5),
     "tiny_rt": ("oval-rt", {"C": 16, "M": 16, "Z": 8, "P": 16}, 6),
     "tiny_rt_motion": ("oval-rt", {"C": 16, "M": 16, "Z": 8, "P": 16, "motion": True}, 7),
+    "tiny_rt_residual": ("oval-rt", {"C": 16, "M": 16, "Z": 8, "P": 16, "motion": True, "residual": True}, 8),
 }
 
 
