@@ -264,6 +264,9 @@ def main(argv=None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     report = {}
+    # "default" (or a run directory) names other weights after a new model ships or a run trains on:
+    # measured points are reused only for the same weights.
+    fingerprints = [load_model(spec.partition("#")[0]).fingerprint.hex() for spec in args.models.split(",")]
     for clip in args.clips:
         path = resolve(clip)
         with VideoReader(path, args.frames) as reader:
@@ -276,8 +279,8 @@ def main(argv=None) -> int:
         # Measured points are kept per clip as they are made: a run stopped after hours of coding
         # (Ctrl-C, a lost machine) reuses them when started again with the same settings.
         points = out / "points" / f"{name}.json"
-        key = {"clip": str(path), "models": args.models, "qualities": qualities, "frames": args.frames,
-               "gop": args.gop, "codecs": codecs}
+        key = {"clip": str(path), "models": args.models, "fingerprints": fingerprints, "qualities": qualities,
+               "frames": args.frames, "gop": args.gop, "codecs": codecs}
         cached = json.loads(points.read_text()) if points.is_file() else {}
         if cached.get("key") == key:
             result = cached["result"]
