@@ -55,6 +55,20 @@ def metrics(source: list, decoded: list) -> dict:
             "psnr_yuv": (6 * per_channel[0] + per_channel[1] + per_channel[2]) / 8, "ms_ssim": ms_ssim(a, b)}
 
 
+def codec_curve(name: str, clip: Path, frames: list, fps: float, gop: int, streams: Path, cache: Path) -> list:
+    """Every CRF point of one classical codec on one clip; kept in `cache` by clip, frame count and
+    GOP, so a run that measures other OVAL models reuses them."""
+    key = {"clip": str(clip), "frames": len(frames), "gop": gop, "codec": name, "crfs": list(CODECS[name][1])}
+    path = cache / f"{Path(clip).stem}.{name}.json"
+    stored = json.loads(path.read_text()) if path.is_file() else {}
+    if stored.get("key") == key:
+        return stored["points"]
+    points = [ffmpeg_point(name, crf, frames, fps, gop, streams) for crf in CODECS[name][1]]
+    cache.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"key": key, "points": points}))
+    return points
+
+
 def ffmpeg_point(name: str, crf: int, frames: list, fps: float, gop: int, out: Path) -> dict:
     args, _ = CODECS[name]
     h, w = frames[0].shape[:2]
@@ -288,7 +302,7 @@ def main(argv=None) -> int:
         else:
             result = {"frames": len(frames), "size": f"{frames[0].shape[1]}x{frames[0].shape[0]}", "gop": args.gop,
                       "oval": oval_curve(specs, qualities, frames, fps, device, streams, args.gop),
-                      "codecs": {c: [ffmpeg_point(c, crf, frames, fps, args.gop, streams) for crf in CODECS[c][1]]
+                      "codecs": {c: codec_curve(c, path, frames, fps, args.gop, streams, out / "points")
                                  for c in codecs}}
             if args.gop != 1:
                 result["oval_intra"] = oval_curve(specs, qualities, frames, fps, device, streams, 1)
