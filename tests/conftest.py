@@ -75,3 +75,10 @@ def tiny_video_model_path(tmp_path_factory):
 def tiny_rt_model_path(tmp_path_factory):
     """Integer prior, ten quality levels."""
     return _tiny(tmp_path_factory, "oval-rt", {"C": 16, "M": 16, "Z": 8, "P": 16}, "tiny_rt")
+
+
+@pytest.fixture(scope="session")
+def tiny_rt_residual_model_path(tmp_path_factory):
+    """Integer prior, explicit motion, residual P-frames (the default's kind)."""
+    return _tiny(tmp_path_factory, "oval-rt", {"C": 16, "M": 16, "Z": 8, "P": 16, "motion": True, "residual": True},
+                 "tiny_rt_residual")

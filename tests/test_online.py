@@ -61,7 +61,9 @@ def test_unreadable_source(tmp_path, capsys):
     assert not (tmp_path / "s.oval").exists()
 
 
-def test_rt_model_adapts_with_decoder_updates(odd_clip, tiny_rt_model_path, tmp_path, capsys):
+@pytest.mark.parametrize("kind", ["tiny_rt_model_path", "tiny_rt_residual_model_path"])
+def test_rt_model_adapts_with_decoder_updates(odd_clip, kind, tmp_path, capsys, request):
+    tiny_rt_model_path = request.getfixturevalue(kind)  # without motion, and with motion and residual P-frames
     stats = run(["--source", odd_clip, "--model", tiny_rt_model_path, "-o", tmp_path / "s.oval", "--adapt", "full",
                  "--update-every", "2", "--steps-per-frame", "2", "--lr", "1e-2", "--quality", "7"], capsys)
     assert stats["frames"] == 4 and stats["update_bytes"] > 0
