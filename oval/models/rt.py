@@ -235,7 +235,7 @@ class RTModel(MultiRate, nn.Module):
                     vectors = motion.estimate(x, reference.detach(), motion.smoothness_for(level + 1, DEFAULT_LEVEL))
                     feature, prev = self._moved(vectors, feature, prev)
                     prediction = self._predict(vectors, reference)
-                    context = self.context(feature + self.motion_stem(unshuffle(prediction)))
+                    context = MotionContext(self)(feature, prediction)
                 else:
                     context = self.context(feature)
                 source = self._to_code(x, prediction)
