@@ -28,7 +28,6 @@ from oval.device import pick_device
 from oval.export import runtimes
 from oval.io import VideoReader, VideoWriter, read_frames
 from oval.kernels import frames_to_tensor, tensor_to_frames
-from oval.models import motion
 from oval.models.base import pad_to_stride
 from oval.models.store import load_model
 from oval.models.video import Reference
@@ -104,19 +103,19 @@ def rt_stages(model, x, shape, reference, timer):
     include them (the encoder runs them once to code, the decoder once to decode)."""
     prior, q = model.prior_inter, model.default_quality
     lv = model._level(q)
-    vectors = None
+    moves = None
     if model.config.motion:  # estimation is the encoder's alone; coding the vectors costs both sides little
-        vectors = timer("motion_estimation", lambda: model.estimate_motion(x, reference, q))
-        motion_bytes = timer("motion_coding", lambda: motion.encode(vectors))
-    cond = timer("context", lambda: model._context(reference, vectors))
+        moves = timer("motion_estimation", lambda: model.estimate_motion(x, reference, q))
+        motion_bytes = timer("motion_coding", lambda: model._motion_header(moves))
+    cond = timer("context", lambda: model._context(reference, moves))
     context, latent16 = cond.context, cond.latent16
     y = timer("analysis", lambda: model._analyse(model._to_code(x, cond.prediction), lv, context) * model._gain(lv, False))
     data = timer("entropy_encode", lambda: prior.compress(y, latent16)[0])
     z = torch.zeros(1, model.config.Z, -(-shape[0] // 4), -(-shape[1] // 4), dtype=torch.float64, device=x.device)
     timer("prior", lambda: prior._exact_params(z, shape, latent16))
     y16 = timer("entropy_decode", lambda: prior.decompress(data, shape, latent16, device=x.device))
-    if vectors is not None:
-        timer("motion_decoding", lambda: motion.decode(motion_bytes, vectors.shape[-2:], x.device))
+    if moves is not None:
+        timer("motion_decoding", lambda: model._read_motion(motion_bytes, shape, x.device))
     y_hat = (y16 / 16).float() * model._gain(lv, False, inverse=True)
     x_hat, feature = timer("synthesis", lambda: model._synthesise(y_hat, lv, context))
     x_hat = model._from_coded(x_hat, cond.prediction).clamp_(0, 1)

@@ -114,8 +114,9 @@ def oval_point(model, frames: list, fps: float, device, out: Path, quality: int,
 # "MODEL#no-skip" codes every element, "MODEL#no-second-pass" gives the checkerboard's second half
 # the first pass's means, "MODEL#no-context" gives the P-frame transforms a zero temporal context
 # (the previous frame then informs only the entropy model, as in the first-generation model),
-# "MODEL#no-motion" sends zero vectors from a model with explicit motion (what the vectors give).
-VARIANTS = ("no-skip", "no-second-pass", "no-context", "no-motion")
+# "MODEL#no-motion" sends zero vectors from a model with explicit motion (what the vectors give),
+# "MODEL#bilinear-only" has a switchable-filter model's encoder always name bilinear.
+VARIANTS = ("no-skip", "no-second-pass", "no-context", "no-motion", "bilinear-only")
 
 
 def load_variant(spec: str, device):
@@ -131,19 +132,27 @@ def load_variant(spec: str, device):
     if variant == "no-context":  # the context has the reference feature's shape: no need to compute it
         from oval.models.rt import Conditioning
 
-        def no_context(reference, vectors=None):
-            if vectors is None:
+        def no_context(reference, moves=None):
+            if moves is None:
                 return Conditioning(torch.zeros_like(reference.feature), reference.latent16)
-            latent16 = model._moved(vectors, reference.feature, reference.latent16)[1]
+            latent16 = model._moved(moves.vectors, reference.feature, reference.latent16)[1]
             return Conditioning(torch.zeros_like(reference.feature), latent16,
-                                model._predict(vectors, reference.picture))
+                                model._predict(moves, reference.picture))
         model._context = no_context
+    if variant in ("no-motion", "bilinear-only"):
+        from oval.models.rt import Motion
     if variant == "no-motion":
         if not getattr(model.config, "motion", False):
             raise SystemExit(f"{path} has no explicit motion: #no-motion needs a model trained with --motion")
         from oval.models import motion
-        model.estimate_motion = lambda x, reference, level: torch.zeros(
-            1, 2, *motion.blocks_of(*x.shape[-2:]), dtype=torch.long, device=x.device)
+        model.estimate_motion = lambda x, reference, level: Motion(torch.zeros(
+            1, 2, *motion.blocks_of(*x.shape[-2:]), dtype=torch.long, device=x.device),
+            0 if model.config.switchable_filter else None)
+    if variant == "bilinear-only":
+        if not getattr(model.config, "switchable_filter", False):
+            raise SystemExit(f"{path} has no switchable filter: #bilinear-only needs one trained with --switchable-filter")
+        choose = model.estimate_motion
+        model.estimate_motion = lambda x, reference, level: Motion(choose(x, reference, level).vectors, 0)
     model.source_path = spec
     return model
 

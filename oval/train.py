@@ -36,9 +36,9 @@ from oval.models.store import build_model, save_model
 
 # Fields that define what is being trained: a resumed run must keep them.
 RESUME_KEYS = ("arch", "N", "M", "C", "lmbda", "distortion", "quantizer", "crop", "batch_size", "lr", "min_lr",
-               "frames", "memory", "colour_space", "backbone", "stage", "motion", "residual", "new_part", "new_part_lr_scale")
+               "frames", "memory", "colour_space", "backbone", "stage", "motion", "residual", "switchable_filter", "new_part", "new_part_lr_scale")
 # TrainConfig fields that are model config fields, passed on where the architecture has them.
-MODEL_KEYS = ("N", "M", "C", "memory", "colour_space", "backbone", "motion", "residual")
+MODEL_KEYS = ("N", "M", "C", "memory", "colour_space", "backbone", "motion", "residual", "switchable_filter")
 
 
 def _opt(default, help_text: str):
@@ -68,6 +68,8 @@ class TrainConfig:
                                "warp the previous picture, feature and latent)")
     residual: bool = _opt(False, "oval-rt with --motion: P-frames code the difference from the motion-compensated "
                                  "picture (x̂ = prediction + decoded residual)")
+    switchable_filter: bool = _opt(False, "oval-rt with --motion: the encoder names the motion-compensated picture's "
+                                          "interpolation per frame (bilinear or bicubic, the one that predicts better)")
     colour_space: str = _opt("rgb", "space the model codes in: rgb, ycbcr-bt601 or ycbcr-bt709 (oval-video)")
     backbone: str = _opt("", "resnet: a torchvision ResNet stem opens the analysis transform (oval-video)")
     backbone_weights: str = _opt("", "local torchvision ResNet state dict (.pth) for --backbone; nothing "

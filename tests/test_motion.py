@@ -93,9 +93,10 @@ def test_latent_shift_is_an_exact_gather():
     assert set(out.unique().tolist()) <= set(latent.unique().tolist())
 
 
-def _motion_model(seed=0, residual=False) -> RTModel:
+def _motion_model(seed=0, residual=False, switchable_filter=False) -> RTModel:
     torch.manual_seed(seed)
-    model = RTModel(RTConfig(C=16, M=16, Z=8, P=16, motion=True, residual=residual)).eval()
+    model = RTModel(RTConfig(C=16, M=16, Z=8, P=16, motion=True, residual=residual,
+                             switchable_filter=switchable_filter)).eval()
     with torch.no_grad():  # an untrained stem starts at zero; let the prediction matter here
         model.motion_stem.weight.normal_(0, 0.1)
     model.update()
@@ -108,9 +109,9 @@ def _pan(n, height, width):
     return [np.ascontiguousarray(big[2 * t:2 * t + height, 3 * t:3 * t + width]) for t in range(n)]
 
 
-@pytest.mark.parametrize("residual", [False, True])
-def test_motion_streams_decode_to_the_encoders_pictures_at_1_and_2_threads(residual):
-    model = _motion_model(residual=residual)
+@pytest.mark.parametrize("residual,switchable_filter", [(False, False), (True, False), (True, True)])
+def test_motion_streams_decode_to_the_encoders_pictures_at_1_and_2_threads(residual, switchable_filter):
+    model = _motion_model(residual=residual, switchable_filter=switchable_filter)
     frames = _pan(4, 48, 80)
     threads = torch.get_num_threads()
     try:
@@ -179,8 +180,8 @@ def test_a_warm_started_residual_p_frame_is_the_intra_coded_residual():
     model.update()
     frames = [torch.from_numpy(f).permute(2, 0, 1)[None].float() / 255 for f in _pan(2, 48, 80)]
     i_frame, reference = model.decompress_frame(model.compress_frame(frames[0], 5, None), (6, 10), 5, None)
-    vectors = model.estimate_motion(frames[1], reference, 5)
-    prediction = model._predict(vectors, reference.picture)
+    moves = model.estimate_motion(frames[1], reference, 5)
+    prediction = model._predict(moves, reference.picture)
     residual = (frames[1] - prediction + 0.5)
     expected, _ = model.decompress_frame(model.compress_frame(residual, 5, None), (6, 10), 5, None)
     got, _ = model.decompress_frame(model.compress_frame(frames[1], 5, reference), (6, 10), 5, reference)
@@ -199,3 +200,58 @@ def test_init_from_a_model_whose_p_frames_code_another_signal_restarts_them(tmp_
     assert stage == "inter"
     _, stage = init_from(_motion_model(6, residual=True), str(tmp_path / "conditional.safetensors"))
     assert stage == "intra"
+
+
+def _fractional_pan(n, height, width, step=(1.25, 0.5)):
+    """A sharp texture moved by a fractional step per frame, resampled bicubically (as a camera
+    moving over a detailed scene samples it)."""
+    g = torch.Generator().manual_seed(5)
+    scene = torch.rand(1, 3, height + 16, width + 16, generator=g)  # detail at every frequency
+    frames = []
+    for t in range(n):
+        shift = torch.tensor([step[0] * t, step[1] * t]).view(1, 2, 1, 1).expand(1, 2, height + 16, width + 16)
+        frames.append(motion.warp(scene, shift, "bicubic").clamp(0, 1)[..., 8:8 + height, 8:8 + width])
+    return frames
+
+
+def test_the_filter_choice_follows_the_content():
+    """Sharp detail moving by fractions of a pixel predicts better bicubic; a frame that is itself
+    a bilinear resampling of its reference (blurred the way bilinear blurs), bilinear."""
+    ref, cur = _fractional_pan(2, 64, 96)
+    vectors = motion.estimate(cur, ref)
+    assert motion.choose_filters(cur, ref, vectors).tolist() == [1]
+    errors = [((cur - motion.predict(ref, vectors, torch.tensor([k]))) ** 2).mean() for k in (0, 1)]
+    assert errors[1] < 0.8 * errors[0]
+    blurred = motion.warp(ref, motion.flow(vectors, *ref.shape[-2:]))
+    assert motion.choose_filters(blurred, ref, vectors).tolist() == [0]
+    # Zero vectors: both filters copy pixels, and the tie goes to bilinear (index 0).
+    assert motion.choose_filters(ref, ref, torch.zeros_like(vectors)).tolist() == [0]
+
+
+def test_a_switchable_filter_model_names_its_filter_and_refuses_a_bad_index():
+    model = _motion_model(4, residual=True, switchable_filter=True)
+    pan = _fractional_pan(3, 48, 80)
+    frames = [(f[0].permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8) for f in pan]
+    sink = io.BytesIO()
+    encoder = codec.Encoder(model, sink, 80, 48, 25, 3, quality=5, intra_period=0, scene_cuts=False)
+    for f in frames:
+        encoder.encode(f)
+    encoder.close()
+    payloads = list(codec.open_stream(io.BytesIO(sink.getvalue())))
+    reference = model.decompress_frame(payloads[0].payload, (6, 10), 5, None)[1]
+    second = torch.from_numpy(frames[1]).permute(2, 0, 1)[None].float() / 255
+    payload = payloads[1].payload
+    assert payload[0] == model.estimate_motion(second, reference, 5).filter  # the encoder's choice, first
+    # The byte is what the decoder follows: the other filter decodes another picture.
+    as_sent = model.decompress_frame(payload, (6, 10), 5, reference)[0]
+    other = model.decompress_frame(bytes([1 - payload[0]]) + payload[1:], (6, 10), 5, reference)[0]
+    assert (as_sent - other).abs().max() > 1e-3
+    with pytest.raises(FormatError, match="filter"):
+        model.decompress_frame(bytes([len(motion.FILTERS)]) + payloads[1].payload[1:], (6, 10), 5, reference)
+    with pytest.raises(FormatError, match="filter"):
+        model.decompress_frame(b"", (6, 10), 5, reference)
+
+
+def test_switchable_filters_need_motion():
+    with pytest.raises(TypeError, match="needs motion"):
+        RTModel(RTConfig(C=16, M=16, Z=8, P=16, residual=False, switchable_filter=True))

@@ -44,18 +44,32 @@ def base_grid(height: int, width: int, device, dtype=torch.float32) -> torch.Ten
     return torch.stack(torch.meshgrid(xs, ys, indexing="xy"), 0)[None]  # (1, 2, H, W): x, y
 
 
-def warp(x: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
-    """Backward warp: out(p) = x(p + flow(p)), bilinear, edges repeated. flow (B, 2, H, W) in x's
-    pixels (dx, dy)."""
+def warp(x: torch.Tensor, flow: torch.Tensor, mode: str = "bilinear") -> torch.Tensor:
+    """Backward warp: out(p) = x(p + flow(p)), edges repeated. flow (B, 2, H, W) in x's pixels
+    (dx, dy); mode: a grid_sample interpolation (bilinear, bicubic)."""
     b, _, h, w = x.shape
     pos = base_grid(h, w, x.device, flow.dtype) + flow
     grid = torch.stack([2 * pos[:, 0] / max(w - 1, 1) - 1, 2 * pos[:, 1] / max(h - 1, 1) - 1], -1)
-    return F.grid_sample(x, grid.to(x.dtype), mode="bilinear", padding_mode="border", align_corners=True)
+    return F.grid_sample(x, grid.to(x.dtype), mode=mode, padding_mode="border", align_corners=True)
 
 
-def _blockwise(v: torch.Tensor, block: int, height: int, width: int) -> torch.Tensor:
-    """Block vectors (B, 2, hb, wb) to a piecewise-constant flow (B, 2, height, width)."""
-    return v.repeat_interleave(block, 2).repeat_interleave(block, 3)[..., :height, :width]
+def _identity_grid(height: int, width: int, device) -> torch.Tensor:
+    """grid_sample's identity grid (1, H, W, 2) for align_corners=True."""
+    ys = torch.linspace(-1, 1, height, device=device) if height > 1 else torch.full((1,), -1.0, device=device)
+    xs = torch.linspace(-1, 1, width, device=device) if width > 1 else torch.full((1,), -1.0, device=device)
+    return torch.stack(torch.meshgrid(xs, ys, indexing="xy"), -1)[None]
+
+
+def _block_warp(ref: torch.Tensor, v: torch.Tensor, block: int, identity: torch.Tensor) -> torch.Tensor:
+    """warp(ref) by block vectors v (B, 2, hb, wb) held constant over each block, ref exactly
+    (hb·block, wb·block): the search's inner loop, which adds each block's step to grid_sample's
+    identity grid by broadcasting instead of building a dense flow."""
+    b, _, hb, wb = v.shape
+    h, w = ref.shape[-2:]
+    scale = torch.tensor([2 / max(w - 1, 1), 2 / max(h - 1, 1)], device=v.device, dtype=identity.dtype)
+    step = (v.permute(0, 2, 3, 1).to(identity.dtype) * scale)[:, :, None, :, None]  # (B, hb, 1, wb, 1, 2)
+    grid = identity.view(1, hb, block, wb, block, 2) + step
+    return F.grid_sample(ref, grid.view(b, h, w, 2), mode="bilinear", padding_mode="border", align_corners=True)
 
 
 def _full_search(cur: torch.Tensor, ref: torch.Tensor, block: int, radius: int, smoothness) -> torch.Tensor:
@@ -90,16 +104,15 @@ def local_median(v: torch.Tensor) -> torch.Tensor:
 
 
 def _refine(cur: torch.Tensor, ref: torch.Tensor, v: torch.Tensor, block: int, step: float,
-            scale: int, smoothness: float) -> torch.Tensor:
+            scale: int, smoothness: float, identity: torch.Tensor) -> torch.Tensor:
     """Each block tries v + step·(-1, 0, 1)² and keeps its best (ties go to the centre); the cost
     includes the pull towards the median vector (`scale`: full-resolution pixels per unit of v)."""
-    h, w = cur.shape[-2:]
     median = local_median(v)
     best_cost, best = None, v
     for dy in (0, -1, 1):
         for dx in (0, -1, 1):
             cand = v + torch.tensor([dx * step, dy * step], device=v.device, dtype=v.dtype)[None, :, None, None]
-            cost = F.avg_pool2d((cur - warp(ref, _blockwise(cand, block, h, w))).abs(), block)
+            cost = F.avg_pool2d((cur - _block_warp(ref, cand, block, identity)).abs(), block)
             cost = cost + smoothness * scale * (cand - median).abs().sum(1, keepdim=True)
             if best_cost is None:
                 best_cost = cost
@@ -110,13 +123,13 @@ def _refine(cur: torch.Tensor, ref: torch.Tensor, v: torch.Tensor, block: int, s
     return best
 
 
-def _snap(cur: torch.Tensor, ref: torch.Tensor, v: torch.Tensor, smoothness: float) -> torch.Tensor:
+def _snap(cur: torch.Tensor, ref: torch.Tensor, v: torch.Tensor, smoothness: float,
+          identity: torch.Tensor) -> torch.Tensor:
     """Each block takes its neighbours' median vector where that costs no more than its own plus
     the smoothness charge for straying: uniform motion then codes as a uniform field."""
-    h, w = cur.shape[-2:]
     median = local_median(v)
-    own = F.avg_pool2d((cur - warp(ref, _blockwise(v, BLOCK, h, w))).abs(), BLOCK)
-    theirs = F.avg_pool2d((cur - warp(ref, _blockwise(median, BLOCK, h, w))).abs(), BLOCK)
+    own = F.avg_pool2d((cur - _block_warp(ref, v, BLOCK, identity)).abs(), BLOCK)
+    theirs = F.avg_pool2d((cur - _block_warp(ref, median, BLOCK, identity)).abs(), BLOCK)
     take = theirs <= own + smoothness * (v - median).abs().sum(1, keepdim=True)
     return torch.where(take, median, v)
 
@@ -140,11 +153,12 @@ def estimate(cur: torch.Tensor, ref: torch.Tensor, smoothness=SMOOTHNESS) -> tor
     cur2, ref2 = F.avg_pool2d(cur1, 2), F.avg_pool2d(ref1, 2)
     cur4, ref4 = F.avg_pool2d(cur2, 2), F.avg_pool2d(ref2, 2)
     v = _full_search(cur4, ref4, BLOCK // 4, COARSE_RADIUS, smoothness)
-    v = _refine(cur2, ref2, 2 * v, BLOCK // 2, 1.0, 2, smoothness)
+    identity1, identity2 = (_identity_grid(*t.shape[-2:], cur.device) for t in (cur1, cur2))
+    v = _refine(cur2, ref2, 2 * v, BLOCK // 2, 1.0, 2, smoothness, identity2)
     for step in (1.0, 0.5, 0.25, 0.25):  # the last pass again: neighbours have moved
-        v = _refine(cur1, ref1, 2 * v if step == 1.0 else v, BLOCK, step, 1, smoothness)
+        v = _refine(cur1, ref1, 2 * v if step == 1.0 else v, BLOCK, step, 1, smoothness, identity1)
     for _ in range(2):
-        v = _snap(cur1, ref1, v, smoothness)
+        v = _snap(cur1, ref1, v, smoothness, identity1)
     return torch.round(v * QPEL).long()
 
 
@@ -160,6 +174,34 @@ def flow(v: torch.Tensor, height: int, width: int, scale: int = 1) -> torch.Tens
     dense = F.interpolate(v.float() / (QPEL * scale), size=(hb * per_block, wb * per_block),
                           mode="bilinear", align_corners=False)
     return dense[..., :height, :width]
+
+
+# Interpolation filters a switchable-filter model names per frame (the stream stores the index), as
+# AV1 switches its filters: bilinear low-passes every fractional position, which suits noisy
+# footage; bicubic keeps the detail of sharp content moving smoothly (a pan over a photo).
+FILTERS = ("bilinear", "bicubic")
+
+
+def predict(picture: torch.Tensor, vectors: torch.Tensor, filters=None) -> torch.Tensor:
+    """The motion-compensated picture x̃: `picture` (B, 3, H, W) in [0, 1] warped by the block
+    vectors with each sample's filter (a (B,) index into FILTERS; None: bilinear)."""
+    field = flow(vectors, *picture.shape[-2:])
+    out = warp(picture, field)
+    if filters is not None and bool((filters == 1).any()):
+        sharp = warp(picture, field, "bicubic").clamp(0, 1)  # bicubic overshoots at edges
+        out = torch.where((filters == 1)[:, None, None, None], sharp, out)
+    return out
+
+
+@torch.no_grad()
+def choose_filters(cur: torch.Tensor, picture: torch.Tensor, vectors: torch.Tensor) -> torch.Tensor:
+    """The encoder's choice for each sample: bicubic (1) where its prediction's mean squared error
+    is 2% (and 1e-6, 60 dB) below bilinear's, else bilinear (0); the margin keeps near-ties
+    (whole-pixel vectors, where both copy pixels) from flipping on rounding. -> (B,) int64."""
+    n = len(cur)
+    error = [((cur - predict(picture, vectors, torch.full((n,), k, device=cur.device))) ** 2).flatten(1).mean(1)
+             for k in range(len(FILTERS))]
+    return (error[1] < 0.98 * error[0] - 1e-6).long()
 
 
 def shift_cells(latent: torch.Tensor, v: torch.Tensor) -> torch.Tensor:

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from oval.bitstream import FormatError
 from oval.models import motion
 from oval.models.base import MultiRate
 from oval.models.blocks import DepthConvBlock, LevelScale, shuffle, striped, unshuffle
@@ -56,6 +57,7 @@ class RTConfig:
     colour_space: str = "rgb"
     motion: bool = False  # explicit block motion in P-frames (oval.models.motion)
     residual: bool = False  # with motion: P-frames code x - x̃ (the motion-compensated residual), x̂ = x̃ + output
+    switchable_filter: bool = False  # with motion: the encoder names x̃'s interpolation per frame (motion.FILTERS)
 
 
 @dataclasses.dataclass
@@ -71,6 +73,12 @@ class Conditioning(NamedTuple):
     context: torch.Tensor  # for the P-frame transforms (1, C, h, w), float
     latent16: torch.Tensor  # the reference latent the temporal prior sees (exact)
     prediction: Optional[torch.Tensor] = None  # the warped previous picture (motion models)
+
+
+class Motion(NamedTuple):
+    """What a motion model's P-frame sends before its latent."""
+    vectors: torch.Tensor  # (1, 2, hb, wb) int64 quarter-pel block vectors
+    filter: Optional[int] = None  # index into motion.FILTERS (switchable-filter models; None: bilinear)
 
 
 class MotionContext(nn.Module):
@@ -145,6 +153,8 @@ class RTModel(MultiRate, nn.Module):
             raise TypeError("oval-rt codes RGB")
         if config.residual and not config.motion:
             raise TypeError("residual P-frames need motion (the residual is against the motion-compensated picture)")
+        if config.switchable_filter and not config.motion:
+            raise TypeError("a switchable filter needs motion (it interpolates the motion-compensated picture)")
         self.config = cfg = config
         self.g_a_intra, self.g_s_intra = Analysis(cfg, False), Synthesis(cfg, False)
         self.g_a_inter, self.g_s_inter = Analysis(cfg, True), Synthesis(cfg, True)
@@ -234,7 +244,8 @@ class RTModel(MultiRate, nn.Module):
                     reference = x_hat.clamp(0, 1)
                     vectors = motion.estimate(x, reference.detach(), motion.smoothness_for(level + 1, DEFAULT_LEVEL))
                     feature, prev = self._moved(vectors, feature, prev)
-                    prediction = self._predict(vectors, reference)
+                    filters = motion.choose_filters(x, reference.detach(), vectors) if self.config.switchable_filter else None
+                    prediction = motion.predict(reference, vectors, filters)
                     context = MotionContext(self)(feature, prediction)
                 else:
                     context = self.context(feature)
@@ -249,9 +260,13 @@ class RTModel(MultiRate, nn.Module):
 
     # --- motion ------------------------------------------------------------------------------
 
-    def estimate_motion(self, x: torch.Tensor, reference: Reference, level: int) -> torch.Tensor:
-        """The encoder's choice of vectors (any choice decodes; benchmarks replace it for ablations)."""
-        return motion.estimate(x, reference.picture, motion.smoothness_for(level, DEFAULT_LEVEL))
+    def estimate_motion(self, x: torch.Tensor, reference: Reference, level: int) -> Motion:
+        """The encoder's choice of vectors and filter (any choice decodes; benchmarks replace it for
+        ablations)."""
+        vectors = motion.estimate(x, reference.picture, motion.smoothness_for(level, DEFAULT_LEVEL))
+        if not self.config.switchable_filter:
+            return Motion(vectors)
+        return Motion(vectors, int(motion.choose_filters(x, reference.picture, vectors)[0]))
 
     def _to_code(self, x: torch.Tensor, prediction) -> torch.Tensor:
         """What the P-frame transforms see: the frame, or (residual models) its difference from the
@@ -262,8 +277,23 @@ class RTModel(MultiRate, nn.Module):
         return out + prediction - 0.5 if self.config.residual else out
 
     @staticmethod
-    def _predict(vectors: torch.Tensor, picture: torch.Tensor) -> torch.Tensor:
-        return motion.warp(picture, motion.flow(vectors, *picture.shape[-2:]))
+    def _predict(moves: Motion, picture: torch.Tensor) -> torch.Tensor:
+        filters = None if moves.filter is None else torch.tensor([moves.filter], device=picture.device)
+        return motion.predict(picture, moves.vectors, filters)
+
+    def _motion_header(self, moves: Motion) -> bytes:
+        """The filter index (switchable-filter models), then the coded vectors."""
+        return (bytes([moves.filter]) if self.config.switchable_filter else b"") + motion.encode(moves.vectors)
+
+    def _read_motion(self, payload: bytes, shape: tuple, device) -> tuple:
+        """-> (Motion, the offset where the latent's payload starts)."""
+        filter_index, start = None, 0
+        if self.config.switchable_filter:
+            if not payload or payload[0] >= len(motion.FILTERS):
+                raise FormatError("interpolation filter index missing or out of range")
+            filter_index, start = payload[0], 1
+        vectors, used = motion.decode(payload[start:], motion.blocks_of(8 * shape[0], 8 * shape[1]), device)
+        return Motion(vectors, filter_index), start + used
 
     @staticmethod
     def _moved(vectors: torch.Tensor, feature: torch.Tensor, latent: torch.Tensor) -> tuple:
@@ -310,20 +340,20 @@ class RTModel(MultiRate, nn.Module):
         return striped(lambda ys, cs: self.run_graph("g_s_inter", ys, q, cs), [y, context], [1, 1],
                        self.config.decoder_blocks)
 
-    def _context(self, reference: Reference, vectors=None) -> Conditioning:
+    def _context(self, reference: Reference, moves: Optional[Motion] = None) -> Conditioning:
         """The encoder asks twice per P-frame (to code, then in its own decoder for the
-        reconstruction) with the same reference object and vectors: the second time gets the
+        reconstruction) with the same reference object and motion: the second time gets the
         first's result."""
-        key = None if vectors is None else vectors.cpu().numpy().tobytes()
+        key = None if moves is None else (moves.vectors.cpu().numpy().tobytes(), moves.filter)
         memo = self.__dict__.get("_context_memo")
         if memo is not None and memo[0] is reference and memo[1] == key:
             return memo[2]
-        if vectors is None:
+        if moves is None:
             context = striped(lambda f: self.run_graph("context", f), [reference.feature], [1], 1)
             result = Conditioning(context, reference.latent16)
         else:
-            feature, latent16 = self._moved(vectors, reference.feature, reference.latent16)
-            prediction = self._predict(vectors, reference.picture)
+            feature, latent16 = self._moved(moves.vectors, reference.feature, reference.latent16)
+            prediction = self._predict(moves, reference.picture)
             context = striped(lambda f, p: self.run_graph("context", f, p), [feature, prediction], [1, 8], 1)
             result = Conditioning(context, latent16, prediction)
         self.__dict__["_context_memo"] = (reference, key, result)
@@ -337,11 +367,11 @@ class RTModel(MultiRate, nn.Module):
         if reference is None:
             y = self._analyse(x, q) * self._gain(q, True)
             return self.prior_intra.compress(y)[0]
-        vectors, header = None, b""
+        moves, header = None, b""
         if self.config.motion:
-            vectors = self.estimate_motion(x, reference, level)
-            header = motion.encode(vectors)
-        cond = self._context(reference, vectors)
+            moves = self.estimate_motion(x, reference, level)
+            header = self._motion_header(moves)
+        cond = self._context(reference, moves)
         y = self._analyse(self._to_code(x, cond.prediction), q, cond.context) * self._gain(q, False)
         return header + self.prior_inter.compress(y, cond.latent16)[0]
 
@@ -353,11 +383,11 @@ class RTModel(MultiRate, nn.Module):
         if reference is None:
             y16 = self.prior_intra.decompress(payload, shape, device=device)
         else:
-            vectors = None
+            moves = None
             if self.config.motion:
-                vectors, used = motion.decode(payload, motion.blocks_of(8 * shape[0], 8 * shape[1]), device)
+                moves, used = self._read_motion(payload, shape, device)
                 payload = payload[used:]
-            cond = self._context(reference, vectors)
+            cond = self._context(reference, moves)
             y16 = self.prior_inter.decompress(payload, shape, cond.latent16, device=device)
         y_hat = (y16 / 2**MEAN_FRAC).float()
         x_hat, feature = self._synthesise(y_hat * self._gain(q, reference is None, inverse=True), q,
