@@ -14,7 +14,8 @@ shape pixels and never a probability.
 
 With `motion` (oval.models.motion), the encoder sends one quarter-pel vector per 16x16 block;
 both sides warp the previous picture and feature with them before the context network, and move
-ŷ_{t-1} by whole cells (an integer gather) before the temporal prior.
+ŷ_{t-1} by whole cells (an integer gather) before the temporal prior. With `switchable_filter` the
+encoder also names the picture's interpolation filter per frame (bilinear or bicubic).
 
 Variable rate: quality level q scales the latent by a learned per-channel gain g_q before rounding
 (Cui et al. 2021) and the 1/8-resolution features by per-level channel scales; each level trains
