@@ -162,3 +162,18 @@ def test_interpolation_scores_each_filter_with_the_same_vectors(tmp_path, capsys
     assert report["psnr"]["bicubic"] > report["psnr"]["bilinear"] + 1
     assert report["bicubic_share"] == 1.0
     assert "bicubic picked" in capsys.readouterr().out
+
+
+def test_compare_codes_one_model_at_several_intra_periods(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    base = str(ROOT / "oval" / "weights" / "video-2026-11-25.safetensors")
+    out = tmp_path / "refresh.json"
+    assert script("compare").main([base, "--frames", "3", "--gop", "1,0", "--qualities", "2,4,6",
+                                   "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    entries = report["clips"]["carphone"]
+    assert [e["model"] for e in entries] == [f"{base}@1", f"{base}@0"]
+    assert [pt["intra_period"] for pt in entries[1]["points"]] == [0, 0, 0]
+    assert entries[0]["bd_rate_vs_base"] == pytest.approx(0.0, abs=1e-6)
+    # P-frames after the first frame (period 0) need fewer bits than all intra (period 1).
+    assert entries[1]["bd_rate_vs_base"] is not None and entries[1]["bd_rate_vs_base"] < 0
