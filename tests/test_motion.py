@@ -167,6 +167,24 @@ def test_the_encoder_runs_the_context_network_once_per_p_frame(motion_on):
     assert calls.count("context") == 2  # two P-frames, one context each
 
 
+def test_the_encoder_reconstructs_from_its_own_latents_without_range_decoding():
+    """The encoder's reconstruction takes the latents it has just coded; a decoder range-decodes
+    the stream and gets the same pictures."""
+    model = _motion_model(3, residual=True)
+    calls = []
+    for prior in (model.prior_intra, model.prior_inter):
+        prior.decompress = (lambda f: lambda *a, **k: (calls.append(1), f(*a, **k))[1])(prior.decompress)
+    sink = io.BytesIO()
+    encoder = codec.Encoder(model, sink, 80, 48, 25, 3, quality=5, intra_period=0, scene_cuts=False)
+    recon = [encoder.encode(f).recon for f in _pan(3, 48, 80)]
+    encoder.close()
+    assert calls == []
+    reader = codec.open_stream(io.BytesIO(sink.getvalue()))
+    decoder = codec.Decoder(model, reader.header)
+    assert all(np.array_equal(decoder.decode(p), r) for p, r in zip(reader, recon, strict=True))
+    assert len(calls) == 3
+
+
 def test_residual_p_frames_need_motion():
     with pytest.raises(TypeError, match="need motion"):
         RTModel(RTConfig(C=16, M=16, Z=8, P=16, residual=True))

@@ -367,14 +367,27 @@ class RTModel(MultiRate, nn.Module):
         q = self._level(level)
         if reference is None:
             y = self._analyse(x, q) * self._gain(q, True)
-            return self.prior_intra.compress(y)[0]
-        moves, header = None, b""
-        if self.config.motion:
-            moves = self.estimate_motion(x, reference, level)
-            header = self._motion_header(moves)
-        cond = self._context(reference, moves)
-        y = self._analyse(self._to_code(x, cond.prediction), q, cond.context) * self._gain(q, False)
-        return header + self.prior_inter.compress(y, cond.latent16)[0]
+            payload, y16 = self.prior_intra.compress(y)
+        else:
+            moves, header = None, b""
+            if self.config.motion:
+                moves = self.estimate_motion(x, reference, level)
+                header = self._motion_header(moves)
+            cond = self._context(reference, moves)
+            y = self._analyse(self._to_code(x, cond.prediction), q, cond.context) * self._gain(q, False)
+            payload, y16 = self.prior_inter.compress(y, cond.latent16)
+            payload = header + payload
+        self.__dict__["_coded_memo"] = (payload, reference, level, y16)
+        return payload
+
+    def _decoded_latent(self, payload: bytes, level: int, reference, decode) -> torch.Tensor:
+        """ŷ in sixteenths: the encoder's own, when it reconstructs the frame it has just coded
+        (the same payload, reference and level: range decoding would give the same integers),
+        else decode()."""
+        memo = self.__dict__.pop("_coded_memo", None)
+        if memo is not None and memo[1] is reference and memo[2] == level and memo[0] == payload:
+            return memo[3]
+        return decode()
 
     @torch.no_grad()
     def decompress_frame(self, payload: bytes, shape: tuple, level: int, reference: Optional[Reference]):
@@ -382,14 +395,16 @@ class RTModel(MultiRate, nn.Module):
         q, device = self._level(level), self.coding_device
         cond = None
         if reference is None:
-            y16 = self.prior_intra.decompress(payload, shape, device=device)
+            y16 = self._decoded_latent(payload, level, reference,
+                                       lambda: self.prior_intra.decompress(payload, shape, device=device))
         else:
-            moves = None
+            moves, latent = None, payload
             if self.config.motion:
                 moves, used = self._read_motion(payload, shape, device)
-                payload = payload[used:]
+                latent = payload[used:]
             cond = self._context(reference, moves)
-            y16 = self.prior_inter.decompress(payload, shape, cond.latent16, device=device)
+            y16 = self._decoded_latent(payload, level, reference,
+                                       lambda: self.prior_inter.decompress(latent, shape, cond.latent16, device=device))
         y_hat = (y16 / 2**MEAN_FRAC).float()
         x_hat, feature = self._synthesise(y_hat * self._gain(q, reference is None, inverse=True), q,
                                           None if cond is None else cond.context)
