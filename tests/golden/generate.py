@@ -89,6 +89,13 @@ def decode_hashes(stream: Path, model) -> list:
         return [frame_md5(decoder.decode(packet)) for packet in reader]
 
 
+def _alternate_filters(model) -> None:
+    """An untrained model's encoder would name bilinear throughout: the golden stream names both
+    filters in turn (any choice decodes), so that decoding each is checked."""
+    choose, turn = model.estimate_motion, iter(range(1 << 30))
+    model.estimate_motion = lambda x, reference, level: choose(x, reference, level)._replace(filter=(next(turn) + 1) % 2)
+
+
 def main(argv=None) -> int:
     from oval import bitstream, codec
     from oval.device import set_coding_math
@@ -119,6 +126,8 @@ def main(argv=None) -> int:
             print(f"{name}: kept")
             continue
         frames = [np.ascontiguousarray(f[:h, :w]) for f in source[:n]]
+        if getattr(getattr(model, "config", None), "switchable_filter", False):
+            _alternate_filters(model)
         sink = io.BytesIO()
         encoder = codec.Encoder(model, sink, w, h, 30, n, quality=quality, intra_period=period,
                                 scene_cuts=cuts[0] if cuts else True)
