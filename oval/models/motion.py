@@ -180,6 +180,7 @@ def flow(v: torch.Tensor, height: int, width: int, scale: int = 1) -> torch.Tens
 # AV1 switches its filters: bilinear low-passes every fractional position, which suits noisy
 # footage; bicubic keeps the detail of sharp content moving smoothly (a pan over a photo).
 FILTERS = ("bilinear", "bicubic")
+BICUBIC = FILTERS.index("bicubic")
 
 
 def predict(picture: torch.Tensor, vectors: torch.Tensor, filters=None) -> torch.Tensor:
@@ -187,9 +188,9 @@ def predict(picture: torch.Tensor, vectors: torch.Tensor, filters=None) -> torch
     vectors with each sample's filter (a (B,) index into FILTERS; None: bilinear)."""
     field = flow(vectors, *picture.shape[-2:])
     out = warp(picture, field)
-    if filters is not None and bool((filters == 1).any()):
+    if filters is not None and bool((filters == BICUBIC).any()):
         sharp = warp(picture, field, "bicubic").clamp(0, 1)  # bicubic overshoots at edges
-        out = torch.where((filters == 1)[:, None, None, None], sharp, out)
+        out = torch.where((filters == BICUBIC)[:, None, None, None], sharp, out)
     return out
 
 
@@ -201,7 +202,7 @@ def choose_filters(cur: torch.Tensor, picture: torch.Tensor, vectors: torch.Tens
     n = len(cur)
     error = [((cur - predict(picture, vectors, torch.full((n,), k, device=cur.device))) ** 2).flatten(1).mean(1)
              for k in range(len(FILTERS))]
-    return (error[1] < 0.98 * error[0] - 1e-6).long()
+    return torch.where(error[BICUBIC] < 0.98 * error[0] - 1e-6, BICUBIC, 0)
 
 
 def shift_cells(latent: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
