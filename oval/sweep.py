@@ -83,7 +83,7 @@ def points(config: dict) -> list[dict]:
 
 def check_arguments(config: dict, out: Path) -> None:
     """Parse every point with the trainer's own parser before anything runs."""
-    from oval.train import parse_args
+    from oval.train_config import parse_args
     for point in points(config):
         argv = to_flags({**config["base"], **point, "out": str(out / "runs" / point_name(point))})
         try:
