@@ -54,7 +54,8 @@ def warp(x: torch.Tensor, flow: torch.Tensor, mode: str = "bilinear") -> torch.T
 
 
 def _identity_grid(height: int, width: int, device) -> torch.Tensor:
-    """grid_sample's identity grid (1, H, W, 2) for align_corners=True."""
+    """grid_sample's identity grid (1, H, W, 2) for align_corners=True. From linspace, not from
+    warp's pixel grid: the two round differently, and this one made the measured vectors."""
     ys = torch.linspace(-1, 1, height, device=device) if height > 1 else torch.full((1,), -1.0, device=device)
     xs = torch.linspace(-1, 1, width, device=device) if width > 1 else torch.full((1,), -1.0, device=device)
     return torch.stack(torch.meshgrid(xs, ys, indexing="xy"), -1)[None]
@@ -187,11 +188,13 @@ def predict(picture: torch.Tensor, vectors: torch.Tensor, filters=None) -> torch
     """The motion-compensated picture x̃: `picture` (B, 3, H, W) in [0, 1] warped by the block
     vectors with each sample's filter (a (B,) index into FILTERS; None: bilinear)."""
     field = flow(vectors, *picture.shape[-2:])
-    out = warp(picture, field)
-    if filters is not None and bool((filters == BICUBIC).any()):
-        sharp = warp(picture, field, "bicubic").clamp(0, 1)  # bicubic overshoots at edges
-        out = torch.where((filters == BICUBIC)[:, None, None, None], sharp, out)
-    return out
+    sharp = None if filters is None else (filters == BICUBIC)
+    if sharp is None or not bool(sharp.any()):
+        return warp(picture, field)
+    bicubic = warp(picture, field, "bicubic").clamp(0, 1)  # bicubic overshoots at edges
+    if bool(sharp.all()):  # each filter is run only where a sample names it
+        return bicubic
+    return torch.where(sharp[:, None, None, None], bicubic, warp(picture, field))
 
 
 @torch.no_grad()

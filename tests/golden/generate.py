@@ -12,6 +12,7 @@ committed beside the streams, so a retrained default changes only the default's 
 """
 import hashlib
 import io
+import itertools
 import json
 import sys
 from pathlib import Path
@@ -93,8 +94,8 @@ def decode_hashes(stream: Path, model) -> list:
 def _alternate_filters(model) -> None:
     """An untrained model's encoder would name bilinear throughout: the golden stream names both
     filters in turn (any choice decodes), so that decoding each is checked."""
-    choose, turn = model.estimate_motion, iter(range(1 << 30))
-    model.estimate_motion = lambda x, reference, level: choose(x, reference, level)._replace(filter=(next(turn) + 1) % 2)
+    choose, turn = model.estimate_motion, itertools.count(1)
+    model.estimate_motion = lambda x, reference, level: choose(x, reference, level)._replace(filter=next(turn) % 2)
 
 
 def main(argv=None) -> int:
