@@ -2,6 +2,7 @@
 
     python benchmarks/rd.py CLIP [CLIP ...] --out DIR [--codecs x264,x264-veryfast,x265,svtav1]
                             [--models default[,PATH,...]] [--frames N] [--gop N] [--device ...]
+                            [--codec-points EARLIER_RD_JSON]
 
 CLIP is a video path or a sample name. A multi-rate model (the default) gives one OVAL point per
 quality level (--qualities), a single-rate model one. Every codec codes the same frames, 4:2:0,
@@ -11,7 +12,10 @@ reported (the measure of what prediction from the last frame buys). Metrics on t
 decoded RGB frames: PSNR RGB, PSNR YUV (BT.601 full range, weighted 6:1:1), MS-SSIM; bpp counts the
 whole output (elementary streams for the classical codecs). BD-rate (pchip) is OVAL's bitrate change against each codec at equal PSNR RGB:
 negative means OVAL needs fewer bits. Encode fps: OVAL in-process, ffmpeg as the whole process.
-DIR gets rd.json, one rd_CLIP.png per clip, and the streams.
+DIR gets rd.json, one rd_CLIP.png per clip, and the streams. --codec-points takes the classical
+codecs' points from an earlier rd.json instead of coding them again (they do not change with OVAL's
+weights; about 40 minutes of a 2-core CPU for eight 360p clips), where that run had the same clip,
+frame count, GOP and CRFs; rd.json names the file they came from.
 """
 import argparse
 import io
@@ -55,9 +59,25 @@ def metrics(source: list, decoded: list) -> dict:
             "psnr_yuv": (6 * per_channel[0] + per_channel[1] + per_channel[2]) / 8, "ms_ssim": ms_ssim(a, b)}
 
 
-def codec_curve(name: str, clip: Path, frames: list, fps: float, gop: int, streams: Path, cache: Path) -> list:
+def earlier_points(earlier: dict, name: str, clip_name: str, frames: list, gop: int):
+    """One classical codec's points on a clip from an earlier rd.json (--codec-points), when that
+    run coded the same clip (by the name its report gives and its size) with the same frame count,
+    GOP and CRFs."""
+    entry = earlier.get("clips", {}).get(clip_name)
+    h, w = frames[0].shape[:2]
+    if not entry or (entry["frames"], entry["gop"], entry["size"]) != (len(frames), gop, f"{w}x{h}"):
+        return None
+    points = entry["codecs"].get(name)
+    return points if points and [pt["crf"] for pt in points] == list(CODECS[name][1]) else None
+
+
+def codec_curve(name: str, clip: Path, frames: list, fps: float, gop: int, streams: Path, cache: Path,
+                earlier: dict, clip_name: str) -> list:
     """Every CRF point of one classical codec on one clip; kept in `cache` by clip, frame count and
-    GOP, so a run that measures other OVAL models reuses them."""
+    GOP, so a run that measures other OVAL models reuses them, or taken from an earlier run's rd.json."""
+    reused = earlier_points(earlier, name, clip_name, frames, gop)
+    if reused is not None:
+        return reused
     key = {"clip": str(clip), "frames": len(frames), "gop": gop, "codec": name, "crfs": list(CODECS[name][1])}
     path = cache / f"{Path(clip).stem}.{name}.json"
     stored = json.loads(path.read_text()) if path.is_file() else {}
@@ -274,6 +294,8 @@ def main(argv=None) -> int:
     p.add_argument("--frames", type=int, default=30)
     p.add_argument("--gop", type=int, default=1, help="group of pictures for every codec, OVAL's intra period")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--codec-points", metavar="RD_JSON", help="take the classical codecs' points from an earlier "
+                   "rd.json where it coded the same clip, frames, GOP and CRFs (they do not depend on OVAL's weights)")
     p.add_argument("--record", metavar="RUN_DIR", help="append the mean BD-rates to RUN_DIR/heldout.jsonl, "
                                                        "with the run's training hours (benchmarks/training_log.py)")
     args = p.parse_args(argv)
@@ -286,6 +308,12 @@ def main(argv=None) -> int:
     device = pick_device(args.device)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    earlier = {}
+    if args.codec_points:
+        try:
+            earlier = json.loads(Path(args.codec_points).read_text())
+        except (OSError, ValueError) as e:
+            raise SystemExit(f"--codec-points {args.codec_points}: cannot read it ({e})")
     report = {}
     # "default" (or a run directory) names other weights after a new model ships or a run trains on:
     # measured points are reused only for the same weights.
@@ -311,7 +339,7 @@ def main(argv=None) -> int:
         else:
             result = {"frames": len(frames), "size": f"{frames[0].shape[1]}x{frames[0].shape[0]}", "gop": args.gop,
                       "oval": oval_curve(specs, qualities, frames, fps, device, streams, args.gop),
-                      "codecs": {c: codec_curve(c, path, frames, fps, args.gop, streams, out / "points")
+                      "codecs": {c: codec_curve(c, path, frames, fps, args.gop, streams, out / "points", earlier, name)
                                  for c in codecs}}
             if args.gop != 1:
                 result["oval_intra"] = oval_curve(specs, qualities, frames, fps, device, streams, 1)
@@ -339,7 +367,7 @@ def main(argv=None) -> int:
         summary[c] = {"mean_bd_rate": sum(known) / len(known) if known else None, "clips": len(values),
                       "clips_with_bd_rate": len(known)}
     report_file = {"clips": report, "summary": summary, "models": args.models, "frames": args.frames,
-                   "gop": args.gop}
+                   "gop": args.gop, "codec_points": args.codec_points}
     (out / "rd.json").write_text(json.dumps(report_file, indent=2))
     if args.record:
         record(Path(args.record), report_file)

@@ -73,3 +73,19 @@ def test_rd_writes_plot_and_numbers(tmp_path, capsys):
                            "--gop", "3"]) == 0
     assert "reused" in capsys.readouterr().err
     assert json.loads((out / "rd.json").read_text())["clips"]["carphone"]["bd_rate"] == result["bd_rate"]
+    # A run on other weights takes the classical codecs' points from the earlier rd.json where
+    # the clip, frames and GOP match (nothing is coded again), and codes them where they do not.
+    earlier = json.loads((out / "rd.json").read_text())["clips"]["carphone"]["codecs"]
+    again = tmp_path / "again"
+    assert load_rd().main(["carphone", "--out", str(again), "--frames", "3", "--codecs", "x264,svtav1",
+                           "--gop", "3", "--qualities", "5,9", "--codec-points", str(out / "rd.json")]) == 0
+    reused = json.loads((again / "rd.json").read_text())
+    assert reused["clips"]["carphone"]["codecs"] == earlier
+    assert reused["codec_points"] == str(out / "rd.json")
+    assert not list((again / "streams" / "carphone").glob("x264_*")) and len(reused["clips"]["carphone"]["oval"]) == 2
+    other_gop = tmp_path / "other-gop"
+    assert load_rd().main(["carphone", "--out", str(other_gop), "--frames", "3", "--codecs", "x264",
+                           "--gop", "2", "--qualities", "5,9", "--codec-points", str(out / "rd.json")]) == 0
+    assert len(list((other_gop / "streams" / "carphone").glob("x264_*"))) == 6
+    with pytest.raises(SystemExit, match="cannot read it"):
+        load_rd().main(["carphone", "--out", str(other_gop), "--codec-points", str(tmp_path / "missing.json")])
