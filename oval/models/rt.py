@@ -264,7 +264,11 @@ class RTModel(MultiRate, nn.Module):
     def estimate_motion(self, x: torch.Tensor, reference: Reference, level: int) -> Motion:
         """The encoder's choice of vectors and filter (any choice decodes; benchmarks replace it for
         ablations)."""
-        vectors = motion.estimate(x, reference.picture, motion.smoothness_for(level, DEFAULT_LEVEL))
+        return self.motion_for(x, reference, motion.estimate(x, reference.picture,
+                                                             motion.smoothness_for(level, DEFAULT_LEVEL)))
+
+    def motion_for(self, x: torch.Tensor, reference: Reference, vectors: torch.Tensor) -> Motion:
+        """What a P-frame sends with these vectors: with a switchable filter, the one that predicts better."""
         if not self.config.switchable_filter:
             return Motion(vectors)
         return Motion(vectors, int(motion.choose_filters(x, reference.picture, vectors)[0]))
