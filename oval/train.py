@@ -427,7 +427,7 @@ def record_slice(out: Path, cfg: TrainConfig, start_step: int, end_step: int, se
             "stage": cfg.stage, "start_step": start_step, "end_step": end_step,
             "wall_hours": round(seconds / 3600, 4), "machine": machine_name(device), "device": device.type,
             "data": " ".join(cfg.data), "frames": cfg.frames, "crop": list(cfg.crop), "batch_size": cfg.batch_size,
-            "val_bpp": val.get("bpp"), "val_psnr": val.get("psnr")}
+            "val_bpp": val.get("bpp"), "val_psnr": val.get("psnr"), "val_psnr_last": val.get("psnr_last")}
     with open(out / "slices.jsonl", "a") as f:
         f.write(json.dumps(line) + "\n")
 

@@ -40,7 +40,7 @@ def test_loss_goes_down_and_statistics_are_logged(trained):
     s = logged["scalars"]
     assert s["train/loss"][-1] < s["train/loss"][0]
     for tag in ("train/bpp", "train/psnr", "train/lr", "train/frames_per_s", "train/data_wait_fraction",
-                "val/bpp", "val/psnr", "val/ms_ssim", "val/compression_ratio", "val/distortion_per_bit"):
+                "val/bpp", "val/psnr", "val/psnr_last", "val/ms_ssim", "val/compression_ratio", "val/distortion_per_bit"):
         assert tag in s, tag
     assert len(s["val/bpp"]) == 2 and all(v > 0 for v in s["val/bpp"])
     assert any("original" in t for t in logged["images"]) and "val/latents" in logged["histograms"]
