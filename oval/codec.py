@@ -13,6 +13,7 @@ import torch
 
 from oval import bitstream
 from oval.bitstream import ColourSpace, FormatError, FramePacket, FrameType, StreamHeader
+from oval.errors import NonFiniteLatents
 from oval.kernels import frames_to_tensor, tensor_to_frames
 from oval.models.base import coded_offset, coded_size, pad_to_stride
 
@@ -180,7 +181,13 @@ class Encoder:
         frame_type = self.frame_type()
         reference = self.decoder.reference if frame_type == FrameType.INTER else None
         x = pad_to_stride(x, self.model.stride, min_coded_side(self.model))
-        payload = self.model.compress_frame(x, self.header.quality, reference)
+        try:
+            payload = self.model.compress_frame(x, self.header.quality, reference)
+        except NonFiniteLatents as e:
+            if frame_type != FrameType.INTER:
+                raise NonFiniteLatents(f"frame {self.index}: {e}") from None
+            # The reference has drifted beyond what the P-frames can code: start again from pixels.
+            frame_type, payload = FrameType.INTRA, self.model.compress_frame(x, self.header.quality, None)
         # Right after an I-frame there is no P-frame size to compare with: a P-frame costing more
         # than the I-frame itself is the sign (two cuts in a row on bikes went unseen without it).
         limit = (self.SCENE_CUT_RATIO * sum(self.p_sizes) / len(self.p_sizes) if len(self.p_sizes) >= 2

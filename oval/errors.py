@@ -5,6 +5,11 @@ class OvalError(Exception):
     """A problem with the user's input or environment, explained in one line."""
 
 
+class NonFiniteLatents(OvalError):
+    """The analysis gave NaN or infinite latents: a diverged model, or P-frames that drifted on
+    their references. The encoder codes such a P-frame as an I-frame; an I-frame stops it."""
+
+
 class UsageError(OvalError):
     """A bad argument value found after parsing (it depends on the model): exit status 2."""
 

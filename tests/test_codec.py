@@ -94,3 +94,29 @@ def test_a_cut_right_after_an_i_frame_is_seen(bikes):
         sizes.append(sum(r.bytes for r in results))
     assert kinds[0] == ["INTRA", "INTER", "INTER", "INTRA", "INTRA", "INTER"]
     assert kinds[1] == ["INTRA"] + ["INTER"] * 5 and sizes[0] < sizes[1]
+
+
+def test_a_p_frame_whose_latents_are_not_finite_is_coded_as_an_i_frame(tiny_rt_residual_model_path):
+    """A reference a drifting model blew up (NaN feature) would code as garbage that decodes
+    without error: the encoder codes that frame from pixels instead, and an I-frame that cannot be
+    coded stops the encoder with one line."""
+    import torch
+    from oval.errors import NonFiniteLatents
+    from oval.models.rt import Reference
+    model = load_model(tiny_rt_residual_model_path)
+    frames = moving_pattern(3, 32, 48)
+    sink = io.BytesIO()
+    encoder = codec.Encoder(model, sink, 48, 32, intra_period=0, scene_cuts=False)
+    encoder.encode(frames[0])
+    ref = encoder.decoder.reference
+    encoder.decoder.reference = Reference(torch.full_like(ref.feature, float("nan")), ref.latent16, ref.picture)
+    results = [encoder.encode(f) for f in frames[1:]]
+    encoder.close()
+    assert [r.frame_type for r in results] == [bs.FrameType.INTRA, bs.FrameType.INTER]
+    reader = codec.open_stream(io.BytesIO(sink.getvalue()))
+    decoder = codec.Decoder(model, reader.header)
+    decoded = [decoder.decode(p) for p in reader]
+    assert all(np.array_equal(a, r.recon) for a, r in zip(decoded[1:], results, strict=True))
+    model._analyse = lambda x, q, context=None: torch.full((1, 16, 4, 6), float("nan"))
+    with pytest.raises(NonFiniteLatents, match="frame 0: .*non-finite"):
+        codec.Encoder(model, io.BytesIO(), 48, 32).encode(frames[0])

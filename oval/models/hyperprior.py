@@ -26,6 +26,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from oval.bitstream import FormatError, read_varint, write_varint
+from oval.errors import NonFiniteLatents
 from oval.models.entropy_models import FactorizedDensity, GaussianConditional
 from oval.models.integer import (IntConv2d, IntSequential, exact_input, freeze_all, round_ste,
                                  train_input)
@@ -163,6 +164,8 @@ class LatentPrior(nn.Module):
     @torch.no_grad()
     def compress(self, y: torch.Tensor, prev16=None) -> tuple[bytes, torch.Tensor]:
         """y (1, M, h, w) -> (payload, ŷ in sixteenths as float64). prev16: the previous ŷ, sixteenths."""
+        if not bool(torch.isfinite(y).all()):  # would be coded as garbage that decodes without error
+            raise NonFiniteLatents("the model's analysis gave non-finite latents (NaN or inf): a diverged model")
         size = tuple(y.shape[-2:])
         z_int = torch.floor(self.h_a(pad_to_multiple(y.float(), HYPER_STRIDE)) + 0.5)
         z_bytes = self.z_density.coder.encode(z_int[0].to(torch.int32).cpu().numpy())
