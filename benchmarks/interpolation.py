@@ -48,7 +48,7 @@ def lanczos_warp(x: torch.Tensor, flow: torch.Tensor, lobes: int) -> torch.Tenso
     return out.clamp(0, 1)
 
 
-def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
     return float(10 * torch.log10(1 / ((a - b) ** 2).mean().clamp_min(1e-12)))
 
 
@@ -60,28 +60,37 @@ def clip_report(frames: list, level: int) -> dict:
         vectors = motion.estimate(cur, prev, motion.smoothness_for(level, 6))
         field = motion.flow(vectors, *cur.shape[-2:])
         for k, name in enumerate(motion.FILTERS):
-            scores[name].append(_psnr(motion.predict(prev, vectors, torch.tensor([k])), cur))
+            scores[name].append(psnr(motion.predict(prev, vectors, torch.tensor([k])), cur))
         for lobes in (3, 4):
-            scores[f"lanczos{lobes}"].append(_psnr(lanczos_warp(prev, field, lobes), cur))
+            scores[f"lanczos{lobes}"].append(psnr(lanczos_warp(prev, field, lobes), cur))
         picks.append(int(motion.choose_filters(cur, prev, vectors)[0]))
     return {"psnr": {k: float(np.mean(v)) for k, v in scores.items()}, "bicubic_share": float(np.mean(picks))}
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def frame_pair_arguments(description: str) -> argparse.ArgumentParser:
+    """The command line of the benchmarks that score predictions between consecutive frames."""
+    p = argparse.ArgumentParser(description=description)
     p.add_argument("clips", nargs="+", metavar="CLIP")
     p.add_argument("--frames", type=int, default=8)
     p.add_argument("--level", type=int, default=6, help="the quality level whose smoothness charge the search uses")
     p.add_argument("--json", metavar="PATH")
-    args = p.parse_args(argv)
+    return p
+
+
+def read_clip(clip: str, frames: int) -> list:
+    frames = read_frames(resolve(clip), frames)
+    if len(frames) < 2:
+        raise SystemExit(f"{clip}: needs two frames at least")
+    return frames
+
+
+def main(argv=None) -> int:
+    args = frame_pair_arguments(__doc__.splitlines()[0]).parse_args(argv)
     report = {"frames": args.frames, "level": args.level, "clips": {}}
     print(f"{'clip':32s} " + " ".join(f"{k:>9s}" for k in ("bilinear", "bicubic", "lanczos3", "lanczos4"))
           + "  bicubic picked")
     for clip in args.clips:
-        frames = read_frames(resolve(clip), args.frames)
-        if len(frames) < 2:
-            raise SystemExit(f"{clip}: needs two frames at least")
-        r = report["clips"][Path(clip).stem] = clip_report(frames, args.level)
+        r = report["clips"][Path(clip).stem] = clip_report(read_clip(clip, args.frames), args.level)
         print(f"{Path(clip).stem[:32]:32s} " + " ".join(f"{v:9.2f}" for v in r["psnr"].values())
               + f"  {100 * r['bicubic_share']:.0f}%")
     if args.json:

@@ -10,7 +10,6 @@ and each estimator's median time a frame on this machine; and, for reference, Sp
 warped directly (what the flow would give if it cost nothing to send). The ablation through the
 whole codec is `benchmarks/compare.py default "default#spynet"`. Needs `pip install "oval[spynet]"`.
 """
-import argparse
 import json
 import sys
 import time
@@ -19,13 +18,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from oval.io import read_frames
 from oval.models import motion, spynet
-from oval.samples import resolve
-
-
-def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    return float(10 * torch.log10(1 / ((a - b) ** 2).mean().clamp_min(1e-12)))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/interpolation.py, however this is loaded
+from interpolation import frame_pair_arguments, psnr, read_clip  # noqa: E402
 
 
 def _timed(fn, *args):
@@ -44,9 +39,9 @@ def clip_report(frames: list, level: int, net) -> dict:
         flow, t_flow = _timed(net, cur, prev)
         learned = spynet.block_vectors(flow)
         for name, vectors, t in (("block matching", matched, t_match), ("spynet blocks", learned, t_flow)):
-            rows[name].append((_psnr(motion.predict(prev, vectors), cur), 8 * len(motion.encode(vectors)) / (h * w)))
+            rows[name].append((psnr(motion.predict(prev, vectors), cur), 8 * len(motion.encode(vectors)) / (h * w)))
             seconds[name].append(t)
-        dense.append(_psnr(motion.warp(prev, flow), cur))
+        dense.append(psnr(motion.warp(prev, flow), cur))
     report = {name: {"psnr": float(np.mean([r[0] for r in v])), "vector_bpp": float(np.mean([r[1] for r in v])),
                      "ms_per_frame": 1000 * float(np.median(seconds[name]))} for name, v in rows.items()}
     report["spynet dense (flow not coded)"] = {"psnr": float(np.mean(dense))}
@@ -54,20 +49,12 @@ def clip_report(frames: list, level: int, net) -> dict:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("clips", nargs="+", metavar="CLIP")
-    p.add_argument("--frames", type=int, default=8)
-    p.add_argument("--level", type=int, default=6, help="the quality level whose smoothness charge the search uses")
-    p.add_argument("--json", metavar="PATH")
-    args = p.parse_args(argv)
+    args = frame_pair_arguments(__doc__.splitlines()[0]).parse_args(argv)
     net = spynet.load_spynet()
     report = {"frames": args.frames, "level": args.level, "threads": torch.get_num_threads(), "clips": {}}
     print(f"{'clip':28s} {'estimator':30s} {'PSNR':>7s} {'vector bpp':>10s} {'ms/frame':>9s}")
     for clip in args.clips:
-        frames = read_frames(resolve(clip), args.frames)
-        if len(frames) < 2:
-            raise SystemExit(f"{clip}: needs two frames at least")
-        r = report["clips"][Path(clip).stem] = clip_report(frames, args.level, net)
+        r = report["clips"][Path(clip).stem] = clip_report(read_clip(clip, args.frames), args.level, net)
         for name, row in r.items():
             extra = f" {row['vector_bpp']:10.4f} {row['ms_per_frame']:9.0f}" if "vector_bpp" in row else ""
             print(f"{Path(clip).stem[:28]:28s} {name:30s} {row['psnr']:7.2f}{extra}")
