@@ -14,8 +14,8 @@ whole output (elementary streams for the classical codecs). BD-rate (pchip) is O
 negative means OVAL needs fewer bits. Encode fps: OVAL in-process, ffmpeg as the whole process.
 DIR gets rd.json, one rd_CLIP.png per clip, and the streams. --codec-points takes the classical
 codecs' points from an earlier rd.json instead of coding them again (they do not change with OVAL's
-weights; about 40 minutes of a 2-core CPU for eight 360p clips), where that run had the same clip,
-frame count, GOP and CRFs; rd.json names the file they came from.
+weights, and on 360p clips they are most of a run's time), where that run had the same clip, frame
+count, GOP and CRFs; rd.json names the file they came from.
 """
 import argparse
 import io
@@ -63,11 +63,11 @@ def earlier_points(earlier: dict, name: str, clip_name: str, frames: list, gop: 
     """One classical codec's points on a clip from an earlier rd.json (--codec-points), when that
     run coded the same clip (by the name its report gives and its size) with the same frame count,
     GOP and CRFs."""
-    entry = earlier.get("clips", {}).get(clip_name)
+    entry = earlier.get("clips", {}).get(clip_name) or {}
     h, w = frames[0].shape[:2]
-    if not entry or (entry["frames"], entry["gop"], entry["size"]) != (len(frames), gop, f"{w}x{h}"):
+    if (entry.get("frames"), entry.get("gop"), entry.get("size")) != (len(frames), gop, f"{w}x{h}"):
         return None
-    points = entry["codecs"].get(name)
+    points = entry.get("codecs", {}).get(name)
     return points if points and [pt["crf"] for pt in points] == list(CODECS[name][1]) else None
 
 
@@ -322,6 +322,8 @@ def main(argv=None) -> int:
             earlier = json.loads(Path(args.codec_points).read_text())
         except (OSError, ValueError) as e:
             raise SystemExit(f"--codec-points {args.codec_points}: cannot read it ({e})")
+        if not isinstance(earlier, dict) or not isinstance(earlier.get("clips"), dict):
+            raise SystemExit(f"--codec-points {args.codec_points}: not an rd.json (no clips)")
     report = {}
     # "default" (or a run directory) names other weights after a new model ships or a run trains on:
     # measured points are reused only for the same weights.
