@@ -182,18 +182,18 @@ class Encoder:
         reference = self.decoder.reference if frame_type == FrameType.INTER else None
         x = pad_to_stride(x, self.model.stride, min_coded_side(self.model))
         try:
-            payload = self.model.compress_frame(x, self.header.quality, reference)
-        except NonFiniteLatents as e:
+            payload = self._compress(x, reference)
+        except NonFiniteLatents:
             if frame_type != FrameType.INTER:
-                raise NonFiniteLatents(f"frame {self.index}: {e}") from None
+                raise
             # The reference has drifted beyond what the P-frames can code: start again from pixels.
-            frame_type, payload = FrameType.INTRA, self.model.compress_frame(x, self.header.quality, None)
+            frame_type, payload = FrameType.INTRA, self._compress(x, None)
         # Right after an I-frame there is no P-frame size to compare with: a P-frame costing more
         # than the I-frame itself is the sign (two cuts in a row on bikes went unseen without it).
         limit = (self.SCENE_CUT_RATIO * sum(self.p_sizes) / len(self.p_sizes) if len(self.p_sizes) >= 2
                  else self.intra_size)
         if frame_type == FrameType.INTER and self.scene_cuts and len(payload) > limit:
-            intra = self.model.compress_frame(x, self.header.quality, None)
+            intra = self._compress(x, None)
             if len(intra) < len(payload):
                 frame_type, payload = FrameType.INTRA, intra
         if frame_type == FrameType.INTRA:
@@ -207,6 +207,12 @@ class Encoder:
         result = FrameResult(self.index, size, self.decoder.decode(packet), frame_type)
         self.index += 1
         return result
+
+    def _compress(self, x: torch.Tensor, reference) -> bytes:
+        try:
+            return self.model.compress_frame(x, self.header.quality, reference)
+        except NonFiniteLatents as e:
+            raise NonFiniteLatents(f"frame {self.index}: {e}") from None
 
     def update_model(self, update: bitstream.ModelUpdate) -> int:
         """Sends decoder parameter deltas; they apply (here too) from the next frame on."""
