@@ -39,7 +39,7 @@ def make_loader(cfg: TrainConfig, files: list, d: distributed.Dist):
     if files is None:  # a corpus: every rank renders its own batches from its own seed
         from oval.corpus.loader import CorpusLoader
         from oval.corpus.sources import FOOTAGE, PHOTO
-        return CorpusLoader(cfg.data[0], cfg.crop, cfg.batch_size, cfg.frames, "train", d.device,
+        return CorpusLoader(cfg.data[0], cfg.crop, cfg.batch_size, cfg.frames + cfg.lead_frames, "train", d.device,
                             {PHOTO: cfg.photo_share, FOOTAGE: 1 - cfg.photo_share}, cfg.max_frames,
                             seed=cfg.seed + d.rank, progress=d.main, flat_share=cfg.flat_share)
     shard = files[d.rank::d.world] if len(files) >= d.world else files
@@ -50,7 +50,7 @@ def make_loader(cfg: TrainConfig, files: list, d: distributed.Dist):
         if dali_loader.usable(shard, d.device) or cfg.loader == "dali":
             return dali_loader.DaliLoader(shard, cfg.crop, cfg.batch_size, d.device, seed=cfg.seed + d.rank)
     return PrefetchLoader(shard, cfg.crop, cfg.batch_size, cfg.max_frames, workers=cfg.workers,
-                          seed=cfg.seed + d.rank, clip_length=cfg.frames)
+                          seed=cfg.seed + d.rank, clip_length=cfg.frames + cfg.lead_frames)
 
 
 def init_from(model, spec: str) -> tuple[int, str]:
@@ -349,9 +349,13 @@ def train(cfg: TrainConfig, resume: bool = False) -> Optional[Path]:
                 lmbda = torch.tensor(model.lambdas, device=x.device)[levels - 1]
             else:
                 levels, lmbda = None, cfg.lmbda
+            if cfg.lead_frames:  # the I-frame and `lead` P-frames only make the reference
+                lead = rng.randint(0, cfg.lead_frames)
+                x_in, x = x_in[:, :1 + lead + cfg.frames - 1], x[:, 1 + lead:1 + lead + cfg.frames - 1]
             with torch.autocast(d.device.type, dtype=torch.bfloat16, enabled=cuda):
                 if rt:
-                    coded = step_model(x_in, levels, train_intra=cfg.stage != "inter")
+                    coded = step_model(x_in, levels, train_intra=cfg.stage != "inter",
+                                       untrained=1 + lead if cfg.lead_frames else 0)
                 else:
                     coded = step_model(x_in, int(levels[0])) if levels is not None else step_model(x_in)
                     if levels is not None:
@@ -426,7 +430,7 @@ def record_slice(out: Path, cfg: TrainConfig, start_step: int, end_step: int, se
     line = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "stage": cfg.stage, "start_step": start_step, "end_step": end_step,
             "wall_hours": round(seconds / 3600, 4), "machine": machine_name(device), "device": device.type,
-            "data": " ".join(cfg.data), "frames": cfg.frames, "crop": list(cfg.crop), "batch_size": cfg.batch_size,
+            "data": " ".join(cfg.data), "frames": cfg.frames, "lead_frames": cfg.lead_frames, "crop": list(cfg.crop), "batch_size": cfg.batch_size,
             "val_bpp": val.get("bpp"), "val_psnr": val.get("psnr"), "val_psnr_last": val.get("psnr_last")}
     with open(out / "slices.jsonl", "a") as f:
         f.write(json.dumps(line) + "\n")

@@ -11,7 +11,7 @@ DESCRIPTION = "python -m oval.train: train a model on a corpus or on video files
 
 # Fields that define what is being trained: a resumed run must keep them.
 RESUME_KEYS = ("arch", "N", "M", "C", "lmbda", "distortion", "quantizer", "crop", "batch_size", "lr", "min_lr",
-               "frames", "memory", "colour_space", "backbone", "stage", "motion", "residual", "switchable_filter", "new_part", "new_part_lr_scale")
+               "frames", "lead_frames", "memory", "colour_space", "backbone", "stage", "motion", "residual", "switchable_filter", "new_part", "new_part_lr_scale")
 # TrainConfig fields that are model config fields, passed on where the architecture has them.
 MODEL_KEYS = ("N", "M", "C", "memory", "colour_space", "backbone", "motion", "residual", "switchable_filter")
 
@@ -38,6 +38,9 @@ class TrainConfig:
     lmbda: float = _opt(0.013, "rate-distortion trade-off of single-rate models (oval-factorized): higher "
                                "gives more quality and more bits; multi-rate models train every level at its own")
     frames: int = _opt(1, "frames per training clip: the first intra, the rest P-frames (temporal models)")
+    lead_frames: int = _opt(0, "oval-rt --stage inter: up to this many P-frames (their number drawn per step) "
+                               "coded without gradients before each clip's --frames - 1 trained ones, which so "
+                               "learn from references as deep into a group as the decoder meets them")
     memory: bool = _opt(False, "ConvLSTM memory across P-frames (oval-video)")
     motion: bool = _opt(False, "oval-rt: explicit block motion in P-frames (vectors estimated by the encoder "
                                "warp the previous picture, feature and latent)")
@@ -125,6 +128,8 @@ def parse_args(argv=None) -> tuple[TrainConfig, bool]:
     if cfg.stage == "intra" and cfg.frames != 1 or cfg.stage == "inter" and cfg.frames < 2:
         raise OvalError(f"--stage {cfg.stage} trains on " + ("single frames: --frames 1" if cfg.stage == "intra"
                                                              else "clips: --frames 2 or more"))
+    if cfg.lead_frames < 0 or cfg.lead_frames and (cfg.arch != "oval-rt" or cfg.stage != "inter"):
+        raise OvalError("--lead-frames is a count of P-frames for oval-rt --stage inter (0 or more)")
     if cfg.steps <= 0 and cfg.hours <= 0:
         raise OvalError("--steps 0 trains by time: give --hours")
     if not 0 <= cfg.photo_share <= 1:

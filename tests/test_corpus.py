@@ -137,3 +137,18 @@ def test_a_new_part_trains_on_top_of_trained_p_frames(corpus, tmp_path):
     # From zero, one Adam step of lr x 6 (Adam's first step moves each weight by about the learning rate).
     assert after.config.motion and 5e-12 < after.motion_stem.weight.abs().max() < 7e-12
     assert torch.allclose(after.g_a_inter.fuse.weight, before.g_a_inter.fuse.weight, atol=1e-6)
+
+
+def test_lead_frames_train_p_frames_on_deep_references(corpus, tmp_path):
+    """--lead-frames reads that many more frames per clip and trains only the last --frames - 1;
+    the slice records it, and it is refused where there are no P-frames to lead into."""
+    run = tmp_path / "lead"
+    common = ["--data", str(corpus), "--arch", "oval-rt", "--C", "16", "--M", "16", "--crop", "64",
+              "--batch-size", "1", "--frames", "2", "--log-every", "1", "--val-every", "1000", "--val-frames", "2",
+              "--val", str(corpus / "clips" / "bikes-bikes.mp4"), "--steps", "2"]
+    assert train_main(common + ["--out", str(tmp_path / "joint"), "--lead-frames", "3"]) == 1
+    assert train_main(common + ["--out", str(tmp_path / "base")]) == 0
+    assert train_main(common + ["--out", str(run), "--stage", "inter", "--init", str(tmp_path / "base"),
+                                "--lead-frames", "3"]) == 0
+    slices = [json.loads(line) for line in (run / "slices.jsonl").read_text().splitlines()]
+    assert slices[0]["lead_frames"] == 3 and slices[0]["end_step"] == 2

@@ -144,6 +144,22 @@ def test_the_training_forward_trains_the_motion_stem():
     assert model.g_a_intra.stem.weight.grad is None
 
 
+def test_untrained_lead_frames_make_the_reference_and_are_left_out():
+    """forward(untrained=k) codes the first k frames without gradients and returns the rest: the
+    same pictures and likelihoods as the full forward (the noise drawn alike), gradients only there."""
+    model = _motion_model(4, residual=True).train()
+    clip = torch.from_numpy(np.stack(_pan(5, 32, 48))).permute(0, 3, 1, 2).float()[None] / 255
+    torch.manual_seed(7)
+    full = model(clip, torch.tensor([4]), train_intra=False)
+    torch.manual_seed(7)
+    out = model(clip, torch.tensor([4]), train_intra=False, untrained=3)
+    assert out["x_hat"].shape[1] == 2 and torch.equal(out["x_hat"], full["x_hat"][:, 3:])
+    assert set(out["likelihoods"]) == {k for k in full["likelihoods"] if k.startswith(("frame3_", "frame4_"))}
+    assert all(torch.equal(v, full["likelihoods"][k]) for k, v in out["likelihoods"].items())
+    ((out["x_hat"] - clip[:, 3:]) ** 2).sum().backward()
+    assert model.g_s_inter.head.weight.grad.abs().sum() > 0 and model.g_a_intra.stem.weight.grad is None
+
+
 def test_a_motion_model_exports_its_context_with_the_picture_input(tmp_path):
     from oval.export.onnx import export_onnx
     model = _motion_model(2)

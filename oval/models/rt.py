@@ -226,38 +226,44 @@ class RTModel(MultiRate, nn.Module):
         dst.fuse.layers[1].load_state_dict(src.fuse.layers[1].state_dict())
         dst.freeze()
 
-    def forward(self, frames: torch.Tensor, level, train_intra: bool = True) -> dict:
+    def forward(self, frames: torch.Tensor, level, train_intra: bool = True, untrained: int = 0) -> dict:
         """frames (B, T, 3, H, W): frame 0 intra, the rest P-frames, each from the model's own
         decoded reference (cascaded training). level: an int 1..levels or a (B,) tensor of them.
-        With train_intra False the intra frame runs without gradients (P-frame stage)."""
+        With train_intra False the intra frame runs without gradients (P-frame stage). The first
+        `untrained` frames are coded without gradients and left out of the result: the frames after
+        them learn from a reference as deep into a group as the decoder meets it."""
         b = frames.shape[0]
         level = torch.as_tensor(level, device=frames.device).long().expand(b) - 1
-        x_hats, likelihoods, feature, prev = [], {}, None, None
+        x_hats, likelihoods, x_hat, feature, prev = [], {}, None, None, None
+        grad = torch.is_grad_enabled()
         for t in range(frames.shape[1]):
-            x = frames[:, t]
-            if t == 0:
-                with torch.set_grad_enabled(train_intra and torch.is_grad_enabled()):
-                    y_hat, lik = self.prior_intra(self.g_a_intra(x, level) * self._gain(level, True))
-                    x_hat, feature = self.g_s_intra(y_hat * self._gain(level, True, inverse=True), level)
-            else:
-                prediction = None
-                if self.config.motion:
-                    reference = x_hat.clamp(0, 1)
-                    vectors = motion.estimate(x, reference.detach(), motion.smoothness_for(level + 1, DEFAULT_LEVEL))
-                    feature, prev = self._moved(vectors, feature, prev)
-                    filters = motion.choose_filters(x, reference.detach(), vectors) if self.config.switchable_filter else None
-                    prediction = motion.predict(reference, vectors, filters)
-                    context = MotionContext(self)(feature, prediction)
-                else:
-                    context = self.context(feature)
-                source = self._to_code(x, prediction)
-                y_hat, lik = self.prior_inter(self.g_a_inter(source, level, context) * self._gain(level, False), prev)
-                x_hat, feature = self.g_s_inter(y_hat * self._gain(level, False, inverse=True), level, context)
-                x_hat = self._from_coded(x_hat, prediction)
-            prev = y_hat
-            x_hats.append(x_hat)
-            likelihoods.update({f"frame{t}_{k}": v for k, v in lik.items()})
+            with torch.set_grad_enabled(grad and t >= untrained and (t > 0 or train_intra)):
+                x_hat, feature, prev, lik = self._train_frame(frames[:, t], level, t == 0, x_hat, feature, prev)
+            if t >= untrained:
+                x_hats.append(x_hat)
+                likelihoods.update({f"frame{t}_{k}": v for k, v in lik.items()})
         return {"x_hat": torch.stack(x_hats, 1), "likelihoods": likelihoods}
+
+    def _train_frame(self, x, level, intra: bool, x_hat, feature, prev) -> tuple:
+        """One frame of the training forward -> (x̂, its feature, its latent ŷ, likelihoods)."""
+        if intra:
+            y_hat, lik = self.prior_intra(self.g_a_intra(x, level) * self._gain(level, True))
+            x_hat, feature = self.g_s_intra(y_hat * self._gain(level, True, inverse=True), level)
+            return x_hat, feature, y_hat, lik
+        prediction = None
+        if self.config.motion:
+            reference = x_hat.clamp(0, 1)
+            vectors = motion.estimate(x, reference.detach(), motion.smoothness_for(level + 1, DEFAULT_LEVEL))
+            feature, prev = self._moved(vectors, feature, prev)
+            filters = motion.choose_filters(x, reference.detach(), vectors) if self.config.switchable_filter else None
+            prediction = motion.predict(reference, vectors, filters)
+            context = MotionContext(self)(feature, prediction)
+        else:
+            context = self.context(feature)
+        source = self._to_code(x, prediction)
+        y_hat, lik = self.prior_inter(self.g_a_inter(source, level, context) * self._gain(level, False), prev)
+        x_hat, feature = self.g_s_inter(y_hat * self._gain(level, False, inverse=True), level, context)
+        return self._from_coded(x_hat, prediction), feature, y_hat, lik
 
     # --- motion ------------------------------------------------------------------------------
 
