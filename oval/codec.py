@@ -140,8 +140,11 @@ class Encoder:
     intra, 0: only the first; None: DEFAULT_INTRA_PERIOD for a temporal model, else 1), counted
     from the last I-frame. scene_cuts: a P-frame that costs over SCENE_CUT_RATIO times the group's
     P-frames so far (or, before the group has two, more than its I-frame) is also coded as an
-    I-frame, and the smaller one is kept (a cut, a flash, a new shot: where prediction from the
-    last frame fails).
+    I-frame, and the one with the lower rate-distortion cost is kept (bits + λ·255²·squared error,
+    the training objective at the frame's level; models without levels: the smaller): a cut, a
+    flash, a new shot, where prediction from the last frame fails. By size alone, a first P-frame
+    that lifts the group's quality above its I-frame's at about the I-frame's size was coded intra,
+    and so was every frame after it.
     """
 
     SCENE_CUT_RATIO = 1.5
@@ -194,7 +197,7 @@ class Encoder:
                  else self.intra_size)
         if frame_type == FrameType.INTER and self.scene_cuts and len(payload) > limit:
             intra = self._compress(x, None)
-            if len(intra) < len(payload):
+            if self._cost(x, intra, None) < self._cost(x, payload, reference):
                 frame_type, payload = FrameType.INTRA, intra
         if frame_type == FrameType.INTRA:
             self.since_intra, self.p_sizes, self.intra_size = 0, [], len(payload)
@@ -207,6 +210,18 @@ class Encoder:
         result = FrameResult(self.index, size, self.decoder.decode(packet), frame_type)
         self.index += 1
         return result
+
+    def _cost(self, x: torch.Tensor, payload: bytes, reference) -> float:
+        """A candidate's rate-distortion cost in bits (its size, for a model without levels)."""
+        bits = 8 * len(payload)
+        if not self.model.levels:
+            return bits
+        q = self.header.quality
+        x_hat, _ = self.model.decompress_frame(payload, self.decoder.shape, q, reference)
+        h, w = self.header.height, self.header.width
+        top, left = coded_offset(h, w, self.model.stride, min_coded_side(self.model))
+        error = ((x_hat - x)[:, :, top:top + h, left:left + w].double() ** 2).sum().item()
+        return bits + self.model.lambdas[q - 1] * 255**2 * error
 
     def _compress(self, x: torch.Tensor, reference) -> bytes:
         try:
