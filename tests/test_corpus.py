@@ -152,3 +152,21 @@ def test_lead_frames_train_p_frames_on_deep_references(corpus, tmp_path):
                                 "--lead-frames", "3"]) == 0
     slices = [json.loads(line) for line in (run / "slices.jsonl").read_text().splitlines()]
     assert slices[0]["lead_frames"] == 3 and slices[0]["end_step"] == 2
+
+
+def test_a_first_p_frame_that_lifts_the_group_above_its_i_frame_stays_a_p_frame(corpus, tmp_path):
+    """A smooth held-out pan (tiktok-pexels-7247504) at level 3: the default's first P-frame costs
+    more than the I-frame, and is worth it (it lifts the group's quality), so the scene-cut test
+    keeps it. By size alone it was coded intra, and so was every frame after it (at 640x360 the
+    same happened in benchmarks/rd.py)."""
+    import io
+
+    from oval import codec
+    from oval.io import read_frames
+    from oval.models.store import load_model
+    assert corpus_main(["clips", str(corpus), "--out", str(tmp_path), "--frames", "3", "--size", "256x144"]) == 0
+    frames = read_frames(str(tmp_path / "tiktok-pexels-7247504.mkv"), 3)
+    encoder = codec.Encoder(load_model("default"), io.BytesIO(), 256, 144, 25, 3, quality=3, intra_period=32)
+    results = [encoder.encode(f) for f in frames]
+    assert results[1].bytes > results[0].bytes  # what trips the size test
+    assert [r.frame_type.name for r in results] == ["INTRA", "INTER", "INTER"]
