@@ -349,13 +349,14 @@ def train(cfg: TrainConfig, resume: bool = False) -> Optional[Path]:
                 lmbda = torch.tensor(model.lambdas, device=x.device)[levels - 1]
             else:
                 levels, lmbda = None, cfg.lmbda
-            if cfg.lead_frames:  # the I-frame and `lead` P-frames only make the reference
-                lead = rng.randint(0, cfg.lead_frames)
-                x_in, x = x_in[:, :1 + lead + cfg.frames - 1], x[:, 1 + lead:1 + lead + cfg.frames - 1]
+            # With lead frames, the I-frame and a drawn number of P-frames only make the reference.
+            untrained = 1 + rng.randint(0, cfg.lead_frames) if cfg.lead_frames else 0
+            if untrained:
+                end = untrained + cfg.frames - 1
+                x_in, x = x_in[:, :end], x[:, untrained:end]
             with torch.autocast(d.device.type, dtype=torch.bfloat16, enabled=cuda):
                 if rt:
-                    coded = step_model(x_in, levels, train_intra=cfg.stage != "inter",
-                                       untrained=1 + lead if cfg.lead_frames else 0)
+                    coded = step_model(x_in, levels, train_intra=cfg.stage != "inter", untrained=untrained)
                 else:
                     coded = step_model(x_in, int(levels[0])) if levels is not None else step_model(x_in)
                     if levels is not None:
