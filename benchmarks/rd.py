@@ -136,13 +136,17 @@ def oval_point(model, frames: list, fps: float, device, out: Path, quality: int,
 # (the previous frame then informs only the entropy model, as in the first-generation model),
 # "MODEL#no-motion" sends zero vectors from a model with explicit motion (what the vectors give),
 # "MODEL#bilinear-only" has a switchable-filter model's encoder always name bilinear, "MODEL#spynet"
-# takes the vectors from a pretrained SpyNet's flow instead of the block matching (oval.models.spynet).
-VARIANTS = ("no-skip", "no-second-pass", "no-context", "no-motion", "bilinear-only", "spynet")
+# takes the vectors from a pretrained SpyNet's flow instead of the block matching (oval.models.spynet),
+# "MODEL#smoothness=V" runs the block matching with charge V at the default level (motion.SMOOTHNESS).
+VARIANTS = ("no-skip", "no-second-pass", "no-context", "no-motion", "bilinear-only", "spynet", "smoothness=V")
 
 
 def load_variant(spec: str, device):
     path, _, variant = spec.partition("#")
     model = load_model(path, device)
+    variant, _, value = variant.partition("=")
+    if value:
+        variant += "=V"
     if variant and (variant not in VARIANTS or not hasattr(model, "prior_inter")):
         raise SystemExit(f"unknown variant {variant!r} for {model.arch}; oval-rt has {', '.join(VARIANTS)}")
     for prior in (getattr(model, "prior_intra", None), getattr(model, "prior_inter", None)):
@@ -176,6 +180,16 @@ def load_variant(spec: str, device):
         net = spynet.load_spynet(device=device)
         model.estimate_motion = lambda x, reference, level: model.motion_for(
             x, reference, spynet.block_vectors(net(x, reference.picture)))
+    if variant == "smoothness=V":
+        if not getattr(model.config, "motion", False):
+            raise SystemExit(f"{path} has no explicit motion: #smoothness= needs a model trained with --motion")
+        from oval.models import motion
+        try:
+            charge = float(value)
+        except ValueError:
+            raise SystemExit(f"#smoothness= needs a number, not {value!r}") from None
+        model.estimate_motion = lambda x, reference, level: model.motion_for(x, reference, motion.estimate(
+            x, reference.picture, motion.smoothness_for(level, model.DEFAULT_LEVEL, charge)))
     if variant == "bilinear-only":
         if not getattr(model.config, "switchable_filter", False):
             raise SystemExit(f"{path} has no switchable filter: #bilinear-only needs one trained with --switchable-filter")

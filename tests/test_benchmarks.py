@@ -122,6 +122,29 @@ def test_rd_variants_switch_coding_options(tiny_rt_model_path):
         rd.load_variant(f"{tiny_rt_model_path}#nope", "cpu")
 
 
+def test_rd_smoothness_variant_sets_the_block_matching_charge(tiny_rt_residual_model_path):
+    """#smoothness=V searches with charge V: without a charge two halves moving apart keep their
+    own vectors; a huge one pulls the whole field onto one vector."""
+    import torch
+    from oval.models import motion
+    from oval.models.rt import Reference
+    g = torch.Generator().manual_seed(3)
+    ref = torch.nn.functional.avg_pool2d(torch.rand(1, 3, 64, 128, generator=g), 3, 1, 1)
+    apart = torch.zeros(1, 2, 64, 128)
+    apart[:, 0, :, :64], apart[:, 0, :, 64:] = 2.0, -2.0
+    cur = motion.warp(ref, apart)
+    rd = script("rd")
+    fields = {}
+    for charge in ("0", "1000"):
+        model = rd.load_variant(f"{tiny_rt_residual_model_path}#smoothness={charge}", "cpu")
+        fields[charge] = model.estimate_motion(cur, Reference(None, None, ref), 5).vectors[0, 0]
+    free = fields["0"][1:-1]  # rows away from the picture's edges
+    assert (free[:, 1:3] == 8).all() and (free[:, 5:7] == -8).all()  # 2 pixels in quarter-pels
+    assert fields["1000"].unique().numel() == 1
+    with pytest.raises(SystemExit):
+        rd.load_variant(f"{tiny_rt_residual_model_path}#smoothness=much", "cpu")
+
+
 def test_training_log_adds_hours_across_runs_and_tolerates_a_cut_slice(tmp_path, capsys):
     """An intra run then an inter run read as one history; a slice without validation (a lost
     machine) shows n/a; held-out lines sit at the hours trained before them."""
