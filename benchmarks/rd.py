@@ -137,8 +137,10 @@ def oval_point(model, frames: list, fps: float, device, out: Path, quality: int,
 # "MODEL#no-motion" sends zero vectors from a model with explicit motion (what the vectors give),
 # "MODEL#bilinear-only" has a switchable-filter model's encoder always name bilinear, "MODEL#spynet"
 # takes the vectors from a pretrained SpyNet's flow instead of the block matching (oval.models.spynet),
-# "MODEL#smoothness=V" runs the block matching with charge V at the default level (motion.SMOOTHNESS).
-VARIANTS = ("no-skip", "no-second-pass", "no-context", "no-motion", "bilinear-only", "spynet", "smoothness=V")
+# "MODEL#smoothness=V" runs the block matching with charge V at the default level (motion.SMOOTHNESS),
+# "MODEL#vector-predictor=V" sends the vectors against predictor V (motion.PREDICTORS; a new fingerprint).
+VARIANTS = ("no-skip", "no-second-pass", "no-context", "no-motion", "bilinear-only", "spynet", "smoothness=V",
+            "vector-predictor=V")
 
 
 def load_variant(spec: str, device):
@@ -190,6 +192,15 @@ def load_variant(spec: str, device):
             raise SystemExit(f"#smoothness= needs a number, not {value!r}") from None
         model.estimate_motion = lambda x, reference, level: model.motion_for(x, reference, motion.estimate(
             x, reference.picture, motion.smoothness_for(level, model.DEFAULT_LEVEL, charge)))
+    if variant == "vector-predictor=V":
+        from oval.models import motion
+        from oval.models.store import fingerprint
+        if not getattr(model.config, "motion", False):
+            raise SystemExit(f"{path} has no explicit motion: #vector-predictor= needs a model trained with --motion")
+        if value not in motion.PREDICTORS:
+            raise SystemExit(f"#vector-predictor= takes {' or '.join(motion.PREDICTORS)}, not {value!r}")
+        model.config.vector_predictor = value
+        model.fingerprint = fingerprint(model)
     if variant == "bilinear-only":
         if not getattr(model.config, "switchable_filter", False):
             raise SystemExit(f"{path} has no switchable filter: #bilinear-only needs one trained with --switchable-filter")

@@ -13,7 +13,8 @@ DESCRIPTION = "python -m oval.train: train a model on a corpus or on video files
 RESUME_KEYS = ("arch", "N", "M", "C", "lmbda", "distortion", "quantizer", "crop", "batch_size", "lr", "min_lr",
                "frames", "lead_frames", "memory", "colour_space", "backbone", "stage", "motion", "residual", "switchable_filter", "new_part", "new_part_lr_scale")
 # TrainConfig fields that are model config fields, passed on where the architecture has them.
-MODEL_KEYS = ("N", "M", "C", "memory", "colour_space", "backbone", "motion", "residual", "switchable_filter")
+MODEL_KEYS = ("N", "M", "C", "memory", "colour_space", "backbone", "motion", "residual", "switchable_filter",
+              "vector_predictor")
 
 
 def _opt(default, help_text: str):
@@ -48,6 +49,9 @@ class TrainConfig:
                                  "picture (x̂ = prediction + decoded residual)")
     switchable_filter: bool = _opt(False, "oval-rt with --motion: the encoder names the motion-compensated picture's "
                                           "interpolation per frame (bilinear or bicubic, the one that predicts better)")
+    vector_predictor: str = _opt("median", "oval-rt with --motion: what each motion vector is sent against, "
+                                           "median (of left, above, above-right) or left (the models before "
+                                           "2026-12-01); a coding choice the training does not see")
     colour_space: str = _opt("rgb", "space the model codes in: rgb, ycbcr-bt601 or ycbcr-bt709 (oval-video)")
     backbone: str = _opt("", "resnet: a torchvision ResNet stem opens the analysis transform (oval-video)")
     backbone_weights: str = _opt("", "local torchvision ResNet state dict (.pth) for --backbone; nothing "
@@ -119,6 +123,8 @@ def parse_args(argv=None) -> tuple[TrainConfig, bool]:
     from oval.kernels import COLOUR_SPACES
     if cfg.colour_space not in COLOUR_SPACES:
         raise OvalError(f"--colour-space must be one of {', '.join(COLOUR_SPACES)}, not {cfg.colour_space!r}")
+    if cfg.vector_predictor not in ("left", "median"):
+        raise OvalError(f"--vector-predictor must be median or left, not {cfg.vector_predictor!r}")
     if cfg.backbone_weights and not cfg.backbone:
         raise OvalError("--backbone-weights needs --backbone resnet")
     if cfg.frames < 1:
@@ -155,7 +161,10 @@ def model_config(cfg: TrainConfig) -> dict:
     for key in MODEL_KEYS:
         if key not in fields and getattr(cfg, key) != getattr(defaults, key):
             raise OvalError(f"--{key.replace('_', '-')} does not apply to {cfg.arch}")
-    return {k: getattr(cfg, k) for k in MODEL_KEYS if k in fields and getattr(cfg, k) != 0}  # 0: the default
+    config = {k: getattr(cfg, k) for k in MODEL_KEYS if k in fields and getattr(cfg, k) != 0}  # 0: the default
+    if not cfg.motion:
+        config.pop("vector_predictor", None)  # no vectors to send: the model's default, and its fingerprint
+    return config
 
 
 def check_resume_keys(saved: dict, cfg: TrainConfig, where: Path) -> None:

@@ -145,6 +145,18 @@ def test_rd_smoothness_variant_sets_the_block_matching_charge(tiny_rt_residual_m
         rd.load_variant(f"{tiny_rt_residual_model_path}#smoothness=much", "cpu")
 
 
+def test_rd_vector_predictor_variant_codes_the_same_weights_under_another_fingerprint(
+        tiny_rt_residual_model_path, tiny_rt_model_path):
+    rd = script("rd")
+    left = rd.load_variant(tiny_rt_residual_model_path, "cpu")
+    median = rd.load_variant(f"{tiny_rt_residual_model_path}#vector-predictor=median", "cpu")
+    assert (left.config.vector_predictor, median.config.vector_predictor) == ("left", "median")
+    assert median.fingerprint != left.fingerprint
+    for bad in (f"{tiny_rt_residual_model_path}#vector-predictor=mean", f"{tiny_rt_model_path}#vector-predictor=median"):
+        with pytest.raises(SystemExit):
+            rd.load_variant(bad, "cpu")
+
+
 def test_training_log_adds_hours_across_runs_and_tolerates_a_cut_slice(tmp_path, capsys):
     """An intra run then an inter run read as one history; a slice without validation (a lost
     machine) shows n/a; held-out lines sit at the hours trained before them."""

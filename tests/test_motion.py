@@ -41,14 +41,50 @@ def test_a_still_picture_gets_zero_vectors_that_cost_a_few_bytes():
     assert len(motion.encode(v)) < 16
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_vectors_round_trip_through_their_coding(seed):
+@pytest.mark.parametrize("predictor", motion.PREDICTORS)
+@pytest.mark.parametrize("seed,blocks", [(0, (5, 7)), (1, (5, 7)), (2, (1, 6)), (3, (4, 1)), (4, (3, 2))])
+def test_vectors_round_trip_through_their_coding(seed, blocks, predictor):
     rng = np.random.default_rng(seed)
-    v = torch.from_numpy(rng.integers(-300, 300, (1, 2, 5, 7)))  # far outside the tables: escapes
-    v[0, :, 2:] = 12  # and a uniform run
-    data = motion.encode(v) + b"rest"
-    decoded, used = motion.decode(data, (5, 7))
+    v = torch.from_numpy(rng.integers(-300, 300, (1, 2, *blocks)))  # far outside the tables: escapes
+    v[0, :, blocks[0] // 2:] = 12  # and a uniform run
+    data = motion.encode(v, predictor) + b"rest"
+    decoded, used = motion.decode(data, blocks, predictor=predictor)
     assert torch.equal(decoded, v) and data[used:] == b"rest"
+
+
+def test_the_median_predictor_follows_a_field_that_changes_along_the_row():
+    """A zoom's vectors grow across the row: against the left neighbour every block codes the step,
+    against the median of left, above and above-right the one above predicts it exactly (but in the
+    last column, which takes above-left for the missing above-right)."""
+    columns = torch.arange(12) * 6 - 33
+    v = torch.stack([columns.expand(8, 12), (columns // 3).expand(8, 12)])[None]
+    left, median = motion.encode(v, "left"), motion.encode(v, "median")
+    assert len(median) < 0.6 * len(left)  # the first row and the last column still code the steps
+    assert torch.equal(motion.decode(median, (8, 12), predictor="median")[0], v)
+    r = motion._residuals(v[0].numpy(), "median")
+    assert not r[:, 1:, :-1].any() and (motion._residuals(v[0].numpy(), "left")[:, :, 1:] != 0).all()
+
+
+def test_the_vector_predictor_is_part_of_the_fingerprint_and_of_the_stream():
+    """Same weights, another predictor: another fingerprint, so a decoder holding the same weights
+    with the other predictor refuses the stream instead of decoding wrong vectors."""
+    model = _motion_model(residual=True)
+    before = fingerprint(model)
+    model.config.vector_predictor = "median"
+    model.fingerprint = fingerprint(model)
+    assert model.fingerprint != before
+    sink = io.BytesIO()
+    encoder = codec.Encoder(model, sink, 80, 48, 25, 2, quality=5, intra_period=0, scene_cuts=False)
+    for f in _pan(2, 48, 80):
+        encoder.encode(f)
+    encoder.close()
+    model.config.vector_predictor = "left"
+    model.fingerprint = fingerprint(model)
+    assert model.fingerprint == before  # the default adds nothing: older models keep theirs
+    with pytest.raises(codec.ModelMismatch):
+        codec.Decoder(model, codec.open_stream(io.BytesIO(sink.getvalue())).header)
+    with pytest.raises(TypeError, match="vector_predictor"):
+        RTModel(RTConfig(C=16, M=16, Z=8, P=16, motion=True, vector_predictor="mean"))
 
 
 def test_damaged_vectors_are_refused_with_a_format_error():
@@ -109,9 +145,11 @@ def _pan(n, height, width):
     return [np.ascontiguousarray(big[2 * t:2 * t + height, 3 * t:3 * t + width]) for t in range(n)]
 
 
-@pytest.mark.parametrize("residual,switchable_filter", [(False, False), (True, False), (True, True)])
-def test_motion_streams_decode_to_the_encoders_pictures_at_1_and_2_threads(residual, switchable_filter):
+@pytest.mark.parametrize("residual,switchable_filter,predictor", [(False, False, "left"), (True, False, "left"),
+                                                                  (True, True, "left"), (True, True, "median")])
+def test_motion_streams_decode_to_the_encoders_pictures_at_1_and_2_threads(residual, switchable_filter, predictor):
     model = _motion_model(residual=residual, switchable_filter=switchable_filter)
+    model.config.vector_predictor = predictor
     frames = _pan(4, 48, 80)
     threads = torch.get_num_threads()
     try:

@@ -130,3 +130,14 @@ def test_torchrun_two_processes_with_gloo(odd_clip, tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert (tmp_path / "model.safetensors").is_file()
     assert proc.stderr.count("step 6/6") == 1  # only rank 0 reports
+
+
+def test_motion_models_are_trained_to_send_vectors_against_the_median(tmp_path):
+    """The vector predictor is a coding choice the training does not see: a motion model gets the
+    better one, a model without motion keeps the default (and so its fingerprint's form)."""
+    from oval.train_config import model_config, parse_args
+    base = ["--data", str(tmp_path), "--out", str(tmp_path / "r"), "--arch", "oval-rt"]
+    assert model_config(parse_args(base + ["--motion"])[0])["vector_predictor"] == "median"
+    assert model_config(parse_args(base + ["--motion", "--vector-predictor", "left"])[0])["vector_predictor"] == "left"
+    assert "vector_predictor" not in model_config(parse_args(base)[0])
+    assert train_main(base + ["--motion", "--vector-predictor", "mean"]) == 1

@@ -1,7 +1,7 @@
 """Explicit block motion for P-frames: estimated by the encoder, sent as integers, applied by both sides.
 
     x_t, x̂_{t-1} ──estimate (encoder only: coarse-to-fine block matching)──▶ v, quarter-pel, one per 16x16 block
-    v ──encode (left-neighbour DPCM, integer two-sided geometric tables)──▶ bytes
+    v ──encode (DPCM against the left or the median neighbour, integer two-sided geometric tables)──▶ bytes
     v ──flow──▶ warp(x̂_{t-1}) = x̃_t (pixels), warp(F_{t-1}) (1/8 features), shift_cells(ŷ_{t-1}) (latent cells)
 
 Why explicit: a conditional codec's context must otherwise learn to shift features by itself, which a
@@ -261,19 +261,58 @@ def _coder():
     return _CODER
 
 
-def _residuals(v: np.ndarray) -> np.ndarray:
-    """(2, hb, wb) vectors -> residuals against the left neighbour (the first column: the one above)."""
-    r = v.copy()
-    r[:, :, 1:] = v[:, :, 1:] - v[:, :, :-1]
-    r[:, 1:, 0] = v[:, 1:, 0] - v[:, :-1, 0]
-    return r
+PREDICTORS = ("left", "median")  # what each vector is sent against (a model's `vector_predictor`)
 
 
-def _vectors(r: np.ndarray) -> np.ndarray:
-    v = r.copy()
-    v[:, :, 0] = np.cumsum(r[:, :, 0], axis=1)
-    return np.cumsum(v, axis=2)
+def _median_of_three(a, b, c):
+    return np.maximum(np.minimum(a, b), np.minimum(np.maximum(a, b), c))
 
+
+def _predictions(v: np.ndarray, predictor: str) -> np.ndarray:
+    """(2, hb, wb) vectors -> what each is predicted from, per component, knowing only the blocks
+    before it in raster order. "left": the vector to the left (the first column: the one above).
+    "median": the median of left, above and above-right (above-left in the last column), as H.264
+    predicts its vectors; the first row from the left, the first column from above."""
+    p = np.zeros_like(v)
+    p[:, 0, 1:] = v[:, 0, :-1]
+    p[:, 1:, 0] = v[:, :-1, 0]
+    if predictor == "left":
+        p[:, 1:, 1:] = v[:, 1:, :-1]
+    elif v.shape[2] > 1:
+        p[:, 1:, 1:] = _median_of_three(v[:, 1:, :-1], v[:, :-1, 1:], _above_right(v[:, :-1]))
+    return p
+
+
+def _above_right(rows: np.ndarray) -> np.ndarray:
+    """For the blocks of columns 1.. of the rows below `rows`: the vector above-right, or above-left
+    in the last column (where there is none to the right)."""
+    return np.concatenate([rows[:, :, 2:], rows[:, :, -2:-1]], axis=2)
+
+
+def _residuals(v: np.ndarray, predictor: str) -> np.ndarray:
+    return v - _predictions(v, predictor)
+
+
+def _vectors(r: np.ndarray, predictor: str) -> np.ndarray:
+    """The inverse of _residuals: block by block in raster order (each prediction needs the vectors
+    before it), in Python integers so damaged residuals cannot overflow before they are refused."""
+    _, hb, wb = r.shape
+    v = np.zeros(r.shape, dtype=object)
+    v[:, 0] = np.cumsum(r[:, 0].astype(object), axis=1)
+    for i in range(1, hb):
+        v[:, i, 0] = v[:, i - 1, 0] + r[:, i, 0]
+        if predictor == "left":
+            v[:, i, 1:] = v[:, i, :1] + np.cumsum(r[:, i, 1:].astype(object), axis=1)
+            continue
+        above, above_right = v[:, i - 1, 1:], _above_right(v[:, i - 1:i])[:, 0]
+        for c in range(2):
+            row, res, b, d = v[c, i], r[c, i].tolist(), above[c].tolist(), above_right[c].tolist()
+            left = row[0]
+            for j in range(1, wb):
+                a, bb, cc = left, b[j - 1], d[j - 1]
+                left = res[j] + max(min(a, bb), min(max(a, bb), cc))
+                row[j] = left
+    return v
 
 def _cost_bits(values: np.ndarray, table: int) -> float:
     counts = np.array(_table_counts(_DECAY[table]), dtype=np.float64)
@@ -282,17 +321,18 @@ def _cost_bits(values: np.ndarray, table: int) -> float:
     return float(-np.log2(counts[index] / TABLE_TOTAL).sum())
 
 
-def encode(v: torch.Tensor) -> bytes:
-    """(1, 2, hb, wb) vectors -> varint length, a table index per component, range-coded residuals.
-    The encoder picks each component's cheapest table; the decoder reads the index."""
-    r = _residuals(v[0].cpu().numpy().astype(np.int64))
+def encode(v: torch.Tensor, predictor: str = "left") -> bytes:
+    """(1, 2, hb, wb) vectors -> varint length, a table index per component, range-coded residuals
+    against `predictor`'s predictions. The encoder picks each component's cheapest table; the
+    decoder reads the index."""
+    r = _residuals(v[0].cpu().numpy().astype(np.int64), predictor)
     tables = [min(range(TABLES), key=lambda k: _cost_bits(r[c].reshape(-1), k)) for c in range(2)]
     per_symbol = np.concatenate([np.full(r[c].size, tables[c]) for c in range(2)])
     body = bytes(tables) + _coder().encode_indexed(r.reshape(-1), per_symbol)
     return write_varint(len(body)) + body
 
 
-def decode(payload: bytes, blocks: tuple[int, int], device=None) -> tuple[torch.Tensor, int]:
+def decode(payload: bytes, blocks: tuple[int, int], device=None, predictor: str = "left") -> tuple[torch.Tensor, int]:
     """-> ((1, 2, hb, wb) int64 vectors, the offset in payload where the rest starts)."""
     length, pos = read_varint(payload, 0)
     if length < 2 or pos + length > len(payload):
@@ -303,7 +343,7 @@ def decode(payload: bytes, blocks: tuple[int, int], device=None) -> tuple[torch.
     hb, wb = blocks
     per_symbol = np.concatenate([np.full(hb * wb, t) for t in tables])
     r = _coder().decode_indexed(payload[pos + 2:pos + length], per_symbol).astype(np.int64).reshape(2, hb, wb)
-    v = _vectors(r)
+    v = _vectors(r, predictor)
     if np.abs(v).max(initial=0) > 1 << 20:
         raise FormatError("motion vector out of range")
-    return torch.from_numpy(v)[None].to(device), pos + length
+    return torch.from_numpy(v.astype(np.int64))[None].to(device), pos + length

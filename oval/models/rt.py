@@ -59,6 +59,10 @@ class RTConfig:
     motion: bool = False  # explicit block motion in P-frames (oval.models.motion)
     residual: bool = False  # with motion: P-frames code x - x̃ (the motion-compensated residual), x̂ = x̃ + output
     switchable_filter: bool = False  # with motion: the encoder names x̃'s interpolation per frame (motion.FILTERS)
+    # With motion: what each vector is sent against (motion.PREDICTORS). A coding switch the weights do
+    # not see, so the fingerprint covers it (the "fingerprint" mark, oval.models.store); "left", as the
+    # models before 2026-12-01 code, keeps their fingerprints.
+    vector_predictor: str = dataclasses.field(default="left", metadata={"fingerprint": True})
 
 
 @dataclasses.dataclass
@@ -156,6 +160,8 @@ class RTModel(MultiRate, nn.Module):
             raise TypeError("residual P-frames need motion (the residual is against the motion-compensated picture)")
         if config.switchable_filter and not config.motion:
             raise TypeError("a switchable filter needs motion (it interpolates the motion-compensated picture)")
+        if config.vector_predictor not in motion.PREDICTORS:
+            raise TypeError(f"vector_predictor {config.vector_predictor!r} is not one of {', '.join(motion.PREDICTORS)}")
         self.config = cfg = config
         self.g_a_intra, self.g_s_intra = Analysis(cfg, False), Synthesis(cfg, False)
         self.g_a_inter, self.g_s_inter = Analysis(cfg, True), Synthesis(cfg, True)
@@ -294,7 +300,7 @@ class RTModel(MultiRate, nn.Module):
 
     def _motion_header(self, moves: Motion) -> bytes:
         """The filter index (switchable-filter models), then the coded vectors."""
-        return (bytes([moves.filter]) if self.config.switchable_filter else b"") + motion.encode(moves.vectors)
+        return (bytes([moves.filter]) if self.config.switchable_filter else b"") + motion.encode(moves.vectors, self.config.vector_predictor)
 
     def _read_motion(self, payload: bytes, shape: tuple, device) -> tuple:
         """-> (Motion, the offset where the latent's payload starts)."""
@@ -303,7 +309,8 @@ class RTModel(MultiRate, nn.Module):
             if not payload or payload[0] >= len(motion.FILTERS):
                 raise FormatError("interpolation filter index missing or out of range")
             filter_index, start = payload[0], 1
-        vectors, used = motion.decode(payload[start:], motion.blocks_of(8 * shape[0], 8 * shape[1]), device)
+        vectors, used = motion.decode(payload[start:], motion.blocks_of(8 * shape[0], 8 * shape[1]), device,
+                                      self.config.vector_predictor)
         return Motion(vectors, filter_index), start + used
 
     @staticmethod

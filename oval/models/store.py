@@ -36,8 +36,16 @@ def shipped_model_for(model_fingerprint: bytes) -> str | None:
 
 
 def fingerprint(model: torch.nn.Module) -> bytes:
-    """16 bytes of SHA-256 over every tensor's name, dtype, shape and little-endian bytes."""
+    """16 bytes of SHA-256 over the architecture id, the config fields marked "fingerprint" that are
+    not at their default, and every tensor's name, dtype, shape and little-endian bytes. A marked
+    field is a coding switch the tensors do not show (two models with the same weights code
+    differently); its default is how models coded before it existed, so their fingerprints hold."""
     h = hashlib.sha256(model.arch.encode())
+    config = getattr(model, "config", None)
+    for field in dataclasses.fields(config) if dataclasses.is_dataclass(config) else ():
+        value = getattr(config, field.name)
+        if field.metadata.get("fingerprint") and value != field.default:
+            h.update(f"config|{field.name}={json.dumps(value)}|".encode())
     for name, tensor in sorted(model.state_dict().items()):
         t = tensor.detach().cpu().contiguous().reshape(-1)  # flat: any memory format gives the same bytes
         h.update(f"{name}|{t.dtype}|{tuple(tensor.shape)}|".encode())
