@@ -95,16 +95,17 @@ def test_damaged_vectors_are_refused_with_a_format_error():
         motion.decode(data[:1] + bytes([200, 0]) + data[3:], (3, 3))  # table index 200
 
 
-def test_randomly_damaged_vectors_decode_or_fail_with_a_format_error_only():
+@pytest.mark.parametrize("predictor", motion.PREDICTORS)
+def test_randomly_damaged_vectors_decode_or_fail_with_a_format_error_only(predictor):
     rng = np.random.default_rng(0)
-    good = motion.encode(torch.from_numpy(rng.integers(-20, 20, (1, 2, 6, 8))))
+    good = motion.encode(torch.from_numpy(rng.integers(-20, 20, (1, 2, 6, 8))), predictor)
     refused = 0
     for _ in range(500):
         data = bytearray(good)
         for _ in range(rng.integers(1, 4)):
             data[rng.integers(0, len(data))] = rng.integers(0, 256)
         try:
-            motion.decode(bytes(data[:rng.integers(0, len(data) + 1)]), (6, 8))
+            motion.decode(bytes(data[:rng.integers(0, len(data) + 1)]), (6, 8), predictor=predictor)
         except FormatError:
             refused += 1
     assert refused > 0
