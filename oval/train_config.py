@@ -123,8 +123,9 @@ def parse_args(argv=None) -> tuple[TrainConfig, bool]:
     from oval.kernels import COLOUR_SPACES
     if cfg.colour_space not in COLOUR_SPACES:
         raise OvalError(f"--colour-space must be one of {', '.join(COLOUR_SPACES)}, not {cfg.colour_space!r}")
-    if cfg.vector_predictor not in ("left", "median"):
-        raise OvalError(f"--vector-predictor must be median or left, not {cfg.vector_predictor!r}")
+    from oval.models.motion import PREDICTORS
+    if cfg.vector_predictor not in PREDICTORS:
+        raise OvalError(f"--vector-predictor must be one of {', '.join(PREDICTORS)}, not {cfg.vector_predictor!r}")
     if cfg.backbone_weights and not cfg.backbone:
         raise OvalError("--backbone-weights needs --backbone resnet")
     if cfg.frames < 1:

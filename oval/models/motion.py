@@ -314,6 +314,7 @@ def _vectors(r: np.ndarray, predictor: str) -> np.ndarray:
                 row[j] = left
     return v
 
+
 def _cost_bits(values: np.ndarray, table: int) -> float:
     counts = np.array(_table_counts(_DECAY[table]), dtype=np.float64)
     index = np.clip(values + RANGE, 0, 2 * RANGE + 1)

@@ -300,7 +300,8 @@ class RTModel(MultiRate, nn.Module):
 
     def _motion_header(self, moves: Motion) -> bytes:
         """The filter index (switchable-filter models), then the coded vectors."""
-        return (bytes([moves.filter]) if self.config.switchable_filter else b"") + motion.encode(moves.vectors, self.config.vector_predictor)
+        vectors = motion.encode(moves.vectors, self.config.vector_predictor)
+        return (bytes([moves.filter]) if self.config.switchable_filter else b"") + vectors
 
     def _read_motion(self, payload: bytes, shape: tuple, device) -> tuple:
         """-> (Motion, the offset where the latent's payload starts)."""
