@@ -137,7 +137,8 @@ def oval_point(model, frames: list, fps: float, device, out: Path, quality: int,
 # "MODEL#no-motion" sends zero vectors from a model with explicit motion (what the vectors give),
 # "MODEL#bilinear-only" has a switchable-filter model's encoder always name bilinear, "MODEL#spynet"
 # takes the vectors from a pretrained SpyNet's flow instead of the block matching (oval.models.spynet),
-# "MODEL#smoothness=V" runs the block matching with charge V at the default level (motion.SMOOTHNESS),
+# "MODEL#smoothness=V" runs the block matching with charge V at the default level (motion.SMOOTHNESS);
+# with V = A/B, each P-frame is coded with both charges and the one of lower rate-distortion cost kept,
 # "MODEL#vector-predictor=V" sends the vectors against predictor V (motion.PREDICTORS; a new fingerprint).
 VARIANTS = ("no-skip", "no-second-pass", "no-context", "no-motion", "bilinear-only", "spynet", "smoothness=V",
             "vector-predictor=V")
@@ -187,11 +188,13 @@ def load_variant(spec: str, device):
             raise SystemExit(f"{path} has no explicit motion: #smoothness= needs a model trained with --motion")
         from oval.models import motion
         try:
-            charge = float(value)
+            charges = [float(v) for v in value.split("/")]
         except ValueError:
-            raise SystemExit(f"#smoothness= needs a number, not {value!r}") from None
-        model.estimate_motion = lambda x, reference, level: model.motion_for(x, reference, motion.estimate(
-            x, reference.picture, motion.smoothness_for(level, model.DEFAULT_LEVEL, charge)))
+            raise SystemExit(f"#smoothness= needs a number or two as A/B, not {value!r}") from None
+        if len(charges) == 1:
+            model.estimate_motion = searching_with(model, charges[0])
+        else:
+            model.compress_frame = cheapest_of_charges(model, charges)
     if variant == "vector-predictor=V":
         from oval.models import motion
         from oval.models.store import fingerprint
@@ -208,6 +211,36 @@ def load_variant(spec: str, device):
         model.estimate_motion = lambda x, reference, level: Motion(choose(x, reference, level).vectors, 0)
     model.source_path = spec
     return model
+
+
+def searching_with(model, charge: float):
+    """The model's estimate_motion with the block matching's smoothness charge `charge`."""
+    from oval.models import motion
+    return lambda x, reference, level: model.motion_for(x, reference, motion.estimate(
+        x, reference.picture, motion.smoothness_for(level, model.DEFAULT_LEVEL, charge)))
+
+
+def cheapest_of_charges(model, charges: list):
+    """compress_frame coding each P-frame once per charge and keeping the one of lowest
+    bits + λ·255²·squared error (decoded as the decoder would): an encoder's choice, so the
+    stream decodes as any other; a measurement of what a per-frame charge could give."""
+    compress = model.compress_frame
+
+    @torch.no_grad()
+    def compress_frame(x, level, reference):
+        if reference is None:
+            return compress(x, level, reference)
+        costs = []
+        for charge in charges:
+            model.estimate_motion = searching_with(model, charge)
+            payload = compress(x, level, reference)
+            x_hat, _ = model.decompress_frame(payload, (x.shape[-2] // 8, x.shape[-1] // 8), level, reference)
+            error = ((x_hat - x).double() ** 2).sum().item()
+            costs.append(8 * len(payload) + model.lambdas[level - 1] * 255**2 * error)
+        best = min(range(len(charges)), key=costs.__getitem__)
+        model.estimate_motion = searching_with(model, charges[best])
+        return compress(x, level, reference)  # again, so that the encoder's memo holds the kept frame
+    return compress_frame
 
 
 def oval_curve(specs: list, qualities, frames, fps, device, out: Path, intra_period: int) -> list:

@@ -145,6 +145,39 @@ def test_rd_smoothness_variant_sets_the_block_matching_charge(tiny_rt_residual_m
         rd.load_variant(f"{tiny_rt_residual_model_path}#smoothness=much", "cpu")
 
 
+def test_rd_smoothness_pair_keeps_the_cheaper_frame_and_decodes(tiny_rt_residual_model_path):
+    """#smoothness=A/B codes each P-frame with both charges and keeps the one of lower
+    rate-distortion cost: the stream is an ordinary one (the decoder's pictures are the encoder's),
+    and its cost is never above the cheaper of the two single-charge encodings of the first P-frame."""
+    import io
+    import torch
+    from oval import codec
+    rd = script("rd")
+    g = torch.Generator().manual_seed(5)
+    big = (torch.nn.functional.avg_pool2d(torch.rand(1, 3, 80, 112, generator=g), 5, 1, 2)[0]
+           .permute(1, 2, 0).numpy() * 255).astype(np.uint8)
+    frames = [np.ascontiguousarray(big[t:t + 48, 2 * t:2 * t + 80]) for t in range(3)]
+
+    def first_p_cost(spec):
+        model = rd.load_variant(spec, "cpu")
+        sink = io.BytesIO()
+        encoder = codec.Encoder(model, sink, 80, 48, 25, 3, quality=5, intra_period=0, scene_cuts=False)
+        recon = [encoder.encode(f).recon for f in frames]
+        encoder.close()
+        reader = codec.open_stream(io.BytesIO(sink.getvalue()))
+        decoder = codec.Decoder(model, reader.header)
+        packets = list(reader)
+        assert all(np.array_equal(decoder.decode(p), r) for p, r in zip(packets, recon, strict=True))
+        error = ((recon[1].astype(np.float64) - frames[1]) ** 2).sum() / 255**2
+        return 8 * len(packets[1].payload) + model.lambdas[4] * 255**2 * error
+
+    pair = first_p_cost(f"{tiny_rt_residual_model_path}#smoothness=0/1000")
+    singles = [first_p_cost(f"{tiny_rt_residual_model_path}#smoothness={c}") for c in ("0", "1000")]
+    assert pair <= min(singles) * 1.000001
+    with pytest.raises(SystemExit):
+        rd.load_variant(f"{tiny_rt_residual_model_path}#smoothness=0/much", "cpu")
+
+
 def test_rd_vector_predictor_variant_codes_the_same_weights_under_another_fingerprint(
         tiny_rt_residual_model_path, tiny_rt_model_path):
     rd = script("rd")
