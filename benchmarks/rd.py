@@ -233,10 +233,7 @@ def cheapest_of_charges(model, charges: list):
         costs = []
         for charge in charges:
             model.estimate_motion = searching_with(model, charge)
-            payload = compress(x, level, reference)
-            x_hat, _ = model.decompress_frame(payload, (x.shape[-2] // 8, x.shape[-1] // 8), level, reference)
-            error = ((x_hat - x).double() ** 2).sum().item()
-            costs.append(8 * len(payload) + model.lambdas[level - 1] * 255**2 * error)
+            costs.append(codec.frame_cost(model, x, compress(x, level, reference), level, reference))
         best = min(range(len(charges)), key=costs.__getitem__)
         model.estimate_motion = searching_with(model, charges[best])
         return compress(x, level, reference)  # again, so that the encoder's memo holds the kept frame

@@ -37,6 +37,20 @@ def latent_shape(model, width: int, height: int) -> tuple[int, int]:
     return h // model.stride, w // model.stride
 
 
+def frame_cost(model, x: torch.Tensor, payload: bytes, level: int, reference, window=None) -> float:
+    """A coded frame's rate-distortion cost in bits: its size plus λ·255² times the squared error of
+    its decoding against x (the coded, padded frame), within window = (top, left, height, width) if
+    given (the picture without its padding); its size alone for a model without levels."""
+    bits = 8 * len(payload)
+    if not model.levels:
+        return bits
+    x_hat, _ = model.decompress_frame(payload, latent_shape(model, x.shape[-1], x.shape[-2]), level, reference)
+    if window is not None:
+        top, left, h, w = window
+        x_hat, x = x_hat[:, :, top:top + h, left:left + w], x[:, :, top:top + h, left:left + w]
+    return bits + model.lambdas[level - 1] * 255**2 * ((x_hat - x).double() ** 2).sum().item()
+
+
 def fps_fraction(header: StreamHeader) -> Fraction:
     return Fraction(header.fps_num, header.fps_den)
 
@@ -212,16 +226,9 @@ class Encoder:
         return result
 
     def _cost(self, x: torch.Tensor, payload: bytes, reference) -> float:
-        """A candidate's rate-distortion cost in bits (its size, for a model without levels)."""
-        bits = 8 * len(payload)
-        if not self.model.levels:
-            return bits
-        q = self.header.quality
-        x_hat, _ = self.model.decompress_frame(payload, self.decoder.shape, q, reference)
         h, w = self.header.height, self.header.width
         top, left = coded_offset(h, w, self.model.stride, min_coded_side(self.model))
-        error = ((x_hat - x)[:, :, top:top + h, left:left + w].double() ** 2).sum().item()
-        return bits + self.model.lambdas[q - 1] * 255**2 * error
+        return frame_cost(self.model, x, payload, self.header.quality, reference, (top, left, h, w))
 
     def _compress(self, x: torch.Tensor, reference) -> bytes:
         try:

@@ -296,14 +296,13 @@ def _residuals(v: np.ndarray, predictor: str) -> np.ndarray:
 def _vectors(r: np.ndarray, predictor: str) -> np.ndarray:
     """The inverse of _residuals: block by block in raster order (each prediction needs the vectors
     before it), in Python integers so damaged residuals cannot overflow before they are refused."""
+    v = r.astype(object)
+    v[:, :, 0] = np.cumsum(v[:, :, 0], axis=1)  # the first column, from above
+    if predictor == "left":
+        return np.cumsum(v, axis=2)
     _, hb, wb = r.shape
-    v = np.zeros(r.shape, dtype=object)
-    v[:, 0] = np.cumsum(r[:, 0].astype(object), axis=1)
+    v[:, 0] = np.cumsum(v[:, 0], axis=1)  # the first row, from the left
     for i in range(1, hb):
-        v[:, i, 0] = v[:, i - 1, 0] + r[:, i, 0]
-        if predictor == "left":
-            v[:, i, 1:] = v[:, i, :1] + np.cumsum(r[:, i, 1:].astype(object), axis=1)
-            continue
         above, above_right = v[:, i - 1, 1:], _above_right(v[:, i - 1:i])[:, 0]
         for c in range(2):
             row, res, b, d = v[c, i], r[c, i].tolist(), above[c].tolist(), above_right[c].tolist()
