@@ -117,7 +117,9 @@ def oval_point(model, frames: list, fps: float, device, out: Path, quality: int,
     h, w = frames[0].shape[:2]
     codec.Encoder(model, io.BytesIO(), w, h, fps, 1, device, quality).encode(frames[0])  # warm-up, untimed
     sink = io.BytesIO()
-    encoder = codec.Encoder(model, sink, w, h, fps, len(frames), device, quality, intra_period)
+    encoder = codec.Encoder(model, sink, w, h, fps, len(frames), device, quality, intra_period,
+                            charge_probe_period=getattr(model, "charge_probe_period", None),
+                            intra_boost=getattr(model, "intra_boost", 0))
     start = time.perf_counter()
     decoded = [encoder.encode(f).recon for f in frames]
     elapsed = time.perf_counter() - start
@@ -138,15 +140,26 @@ def oval_point(model, frames: list, fps: float, device, out: Path, quality: int,
 # "MODEL#bilinear-only" has a switchable-filter model's encoder always name bilinear, "MODEL#spynet"
 # takes the vectors from a pretrained SpyNet's flow instead of the block matching (oval.models.spynet),
 # "MODEL#smoothness=V" runs the block matching with charge V at the default level (motion.SMOOTHNESS);
-# with V = A/B, each P-frame is coded with both charges and the one of lower rate-distortion cost kept,
-# "MODEL#vector-predictor=V" sends the vectors against predictor V (motion.PREDICTORS; a new fingerprint).
+# with V = A/B (or more), the encoder chooses between the charges as codec.Encoder does (probing them
+# on the first P-frame of each group and every CHARGE_PROBE_PERIOD P-frames), "MODEL#charge-probe=N"
+# probes every N P-frames (1: each P-frame coded with every charge, the cheapest kept; 0: never),
+# "MODEL#vector-predictor=V" sends the vectors against predictor V (motion.PREDICTORS; a new fingerprint),
+# "MODEL#intra-boost=K" codes the I-frames K levels above the P-frames (codec.Encoder's intra_boost).
+# Variants combine: "default#smoothness=0.0006/0.002#charge-probe=1".
 VARIANTS = ("no-skip", "no-second-pass", "no-context", "no-motion", "bilinear-only", "spynet", "smoothness=V",
-            "vector-predictor=V")
+            "charge-probe=V", "vector-predictor=V", "intra-boost=V")
 
 
 def load_variant(spec: str, device):
-    path, _, variant = spec.partition("#")
+    path, *variants = spec.split("#")
     model = load_model(path, device)
+    for variant in variants:
+        apply_variant(model, path, variant, device)
+    model.source_path = spec
+    return model
+
+
+def apply_variant(model, path: str, variant: str, device) -> None:
     variant, _, value = variant.partition("=")
     if value:
         variant += "=V"
@@ -173,28 +186,33 @@ def load_variant(spec: str, device):
         if not getattr(model.config, "motion", False):
             raise SystemExit(f"{path} has no explicit motion: #no-motion needs a model trained with --motion")
         from oval.models import motion
-        model.estimate_motion = lambda x, reference, level: Motion(torch.zeros(
+        model.estimate_motion = lambda x, reference, level, charge=None: Motion(torch.zeros(
             1, 2, *motion.blocks_of(*x.shape[-2:]), dtype=torch.long, device=x.device),
             0 if model.config.switchable_filter else None)
+        model.smoothness_charges = ()
     if variant == "spynet":
         if not getattr(model.config, "motion", False):
             raise SystemExit(f"{path} has no explicit motion: #spynet needs a model trained with --motion")
         from oval.models import spynet
         net = spynet.load_spynet(device=device)
-        model.estimate_motion = lambda x, reference, level: model.motion_for(
+        model.estimate_motion = lambda x, reference, level, charge=None: model.motion_for(
             x, reference, spynet.block_vectors(net(x, reference.picture)))
+        model.smoothness_charges = ()
     if variant == "smoothness=V":
         if not getattr(model.config, "motion", False):
             raise SystemExit(f"{path} has no explicit motion: #smoothness= needs a model trained with --motion")
-        from oval.models import motion
         try:
-            charges = [float(v) for v in value.split("/")]
+            model.smoothness_charges = tuple(float(v) for v in value.split("/"))
         except ValueError:
-            raise SystemExit(f"#smoothness= needs a number or two as A/B, not {value!r}") from None
-        if len(charges) == 1:
-            model.estimate_motion = searching_with(model, charges[0])
-        else:
-            model.compress_frame = cheapest_of_charges(model, charges)
+            raise SystemExit(f"#smoothness= needs a number or several as A/B, not {value!r}") from None
+    if variant == "charge-probe=V":
+        if not value.isdigit():
+            raise SystemExit(f"#charge-probe= needs a whole number of P-frames, not {value!r}")
+        model.charge_probe_period = int(value)
+    if variant == "intra-boost=V":
+        if not value.isdigit():
+            raise SystemExit(f"#intra-boost= needs a whole number of levels, not {value!r}")
+        model.intra_boost = int(value)
     if variant == "vector-predictor=V":
         from oval.models import motion
         from oval.models.store import fingerprint
@@ -208,36 +226,8 @@ def load_variant(spec: str, device):
         if not getattr(model.config, "switchable_filter", False):
             raise SystemExit(f"{path} has no switchable filter: #bilinear-only needs one trained with --switchable-filter")
         choose = model.estimate_motion
-        model.estimate_motion = lambda x, reference, level: Motion(choose(x, reference, level).vectors, 0)
-    model.source_path = spec
-    return model
-
-
-def searching_with(model, charge: float):
-    """The model's estimate_motion with the block matching's smoothness charge `charge`."""
-    from oval.models import motion
-    return lambda x, reference, level: model.motion_for(x, reference, motion.estimate(
-        x, reference.picture, motion.smoothness_for(level, model.DEFAULT_LEVEL, charge)))
-
-
-def cheapest_of_charges(model, charges: list):
-    """compress_frame coding each P-frame once per charge and keeping the one of lowest
-    bits + λ·255²·squared error (decoded as the decoder would): an encoder's choice, so the
-    stream decodes as any other; a measurement of what a per-frame charge could give."""
-    compress = model.compress_frame
-
-    @torch.no_grad()
-    def compress_frame(x, level, reference):
-        if reference is None:
-            return compress(x, level, reference)
-        costs = []
-        for charge in charges:
-            model.estimate_motion = searching_with(model, charge)
-            costs.append(codec.frame_cost(model, x, compress(x, level, reference), level, reference))
-        best = min(range(len(charges)), key=costs.__getitem__)
-        model.estimate_motion = searching_with(model, charges[best])
-        return compress(x, level, reference)  # again, so that the encoder's memo holds the kept frame
-    return compress_frame
+        model.estimate_motion = lambda x, reference, level, charge=None: Motion(
+            choose(x, reference, level, charge).vectors, 0)
 
 
 def oval_curve(specs: list, qualities, frames, fps, device, out: Path, intra_period: int) -> list:

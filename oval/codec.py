@@ -37,14 +37,17 @@ def latent_shape(model, width: int, height: int) -> tuple[int, int]:
     return h // model.stride, w // model.stride
 
 
-def frame_cost(model, x: torch.Tensor, payload: bytes, level: int, reference, window=None) -> float:
-    """A coded frame's rate-distortion cost in bits: its size plus λ·255² times the squared error of
-    its decoding against x (the coded, padded frame), within window = (top, left, height, width) if
-    given (the picture without its padding); its size alone for a model without levels."""
+def frame_cost(model, x: torch.Tensor, payload: bytes, level: int, reference, window=None,
+               decode_level: Optional[int] = None) -> float:
+    """A coded frame's rate-distortion cost in bits: its size plus λ·255² (level's λ) times the
+    squared error of its decoding against x (the coded, padded frame), within window = (top, left,
+    height, width) if given (the picture without its padding); its size alone for a model without
+    levels. decode_level: the level the payload was coded at, if not `level`."""
     bits = 8 * len(payload)
     if not model.levels:
         return bits
-    x_hat, _ = model.decompress_frame(payload, latent_shape(model, x.shape[-1], x.shape[-2]), level, reference)
+    x_hat, _ = model.decompress_frame(payload, latent_shape(model, x.shape[-1], x.shape[-2]),
+                                      level if decode_level is None else decode_level, reference)
     if window is not None:
         top, left, h, w = window
         x_hat, x = x_hat[:, :, top:top + h, left:left + w], x[:, :, top:top + h, left:left + w]
@@ -159,13 +162,24 @@ class Encoder:
     flash, a new shot, where prediction from the last frame fails. By size alone, a first P-frame
     that lifts the group's quality above its I-frame's at about the I-frame's size was coded intra,
     and so was every frame after it.
+
+    intra_boost: I-frames are coded this many levels above the stream's quality (capped at the
+    model's top level; each packet names its level): the P-frames of the group predict from a better
+    picture, as a classical encoder gives its I-frames a lower quantiser.
+
+    charge_probe_period: for a model with a choice of block matching smoothness charges
+    (model.smoothness_charges), the first P-frame of each group and every this many P-frames after
+    it are coded with each charge, the one of the lowest rate-distortion cost kept, and its charge
+    used until the next probe (1: every P-frame; 0: never, the model's first charge throughout).
     """
 
     SCENE_CUT_RATIO = 1.5
+    CHARGE_PROBE_PERIOD = 16
 
     def __init__(self, model, sink: BinaryIO, width: int, height: int, fps: Fraction = Fraction(25),
                  frame_count: int = 0, device: torch.device = torch.device("cpu"),
-                 quality: Optional[int] = None, intra_period: Optional[int] = None, scene_cuts: bool = True):
+                 quality: Optional[int] = None, intra_period: Optional[int] = None, scene_cuts: bool = True,
+                 charge_probe_period: Optional[int] = None, intra_boost: int = 0):
         fps = Fraction(fps).limit_denominator(1001000)
         quality = model.default_quality if quality is None else quality
         check_quality(model, quality)
@@ -182,6 +196,13 @@ class Encoder:
         self.since_intra = 0  # frames since the last I-frame
         self.p_sizes: list = []  # payload sizes of this group's P-frames
         self.intra_size = 0  # payload size of the group's I-frame
+        if intra_boost < 0:
+            raise ValueError(f"intra_boost must be 0 or more levels, not {intra_boost}")
+        self.intra_level = min(quality + intra_boost, model.levels) if model.levels else quality
+        self.charges = tuple(getattr(model, "smoothness_charges", ()))
+        self.charge = self.charges[0] if self.charges else None  # the one in use until the next probe
+        self.charge_probe_period = (self.CHARGE_PROBE_PERIOD if charge_probe_period is None
+                                    else charge_probe_period)
 
     def frame_type(self) -> FrameType:
         period = self.header.intra_period
@@ -199,7 +220,8 @@ class Encoder:
         reference = self.decoder.reference if frame_type == FrameType.INTER else None
         x = pad_to_stride(x, self.model.stride, min_coded_side(self.model))
         try:
-            payload = self._compress(x, reference)
+            payload = (self._probe_charges(x, reference) if frame_type == FrameType.INTER and self._probing()
+                       else self._compress(x, reference))
         except NonFiniteLatents:
             if frame_type != FrameType.INTER:
                 raise
@@ -218,21 +240,47 @@ class Encoder:
         else:
             self.p_sizes.append(len(payload))
         self.since_intra += 1
-        packet = FramePacket(self.index, frame_type, self.header.quality, payload)
+        level = self.intra_level if frame_type == FrameType.INTRA else self.header.quality
+        packet = FramePacket(self.index, frame_type, level, payload)
         size = self.writer.write_frame(packet)
         # The reconstruction (and the next reference) come from the decoder's own path.
         result = FrameResult(self.index, size, self.decoder.decode(packet), frame_type)
         self.index += 1
         return result
 
+    def _level(self, reference) -> int:
+        """The level a frame is coded at: P-frames the stream's, I-frames (no reference) boosted."""
+        return self.header.quality if reference is not None else self.intra_level
+
     def _cost(self, x: torch.Tensor, payload: bytes, reference) -> float:
+        """At the P-frame's λ for either frame type: the scene-cut test compares the two at one
+        price, the stream's."""
         h, w = self.header.height, self.header.width
         top, left = coded_offset(h, w, self.model.stride, min_coded_side(self.model))
-        return frame_cost(self.model, x, payload, self.header.quality, reference, (top, left, h, w))
+        return frame_cost(self.model, x, payload, self.header.quality, reference, (top, left, h, w),
+                          decode_level=self._level(reference))
 
-    def _compress(self, x: torch.Tensor, reference) -> bytes:
+    def _probing(self) -> bool:
+        period = self.charge_probe_period
+        return len(self.charges) > 1 and period > 0 and len(self.p_sizes) % period == 0
+
+    def _probe_charges(self, x: torch.Tensor, reference) -> bytes:
+        """The P-frame coded with each smoothness charge; the cheapest kept, its charge from now on."""
+        best = None
+        for charge in self.charges:
+            payload = self._compress(x, reference, charge)
+            cost = self._cost(x, payload, reference)
+            if best is None or cost < best[0]:
+                best = (cost, charge, payload)
+        _, self.charge, payload = best
+        return payload
+
+    def _compress(self, x: torch.Tensor, reference, charge: Optional[float] = None) -> bytes:
+        charge = self.charge if charge is None else charge
         try:
-            return self.model.compress_frame(x, self.header.quality, reference)
+            if reference is None or charge is None:
+                return self.model.compress_frame(x, self._level(reference), reference)
+            return self.model.compress_frame(x, self._level(reference), reference, charge=charge)
         except NonFiniteLatents as e:
             raise NonFiniteLatents(f"frame {self.index}: {e}") from None
 

@@ -137,7 +137,9 @@ def test_rd_smoothness_variant_sets_the_block_matching_charge(tiny_rt_residual_m
     fields = {}
     for charge in ("0", "1000"):
         model = rd.load_variant(f"{tiny_rt_residual_model_path}#smoothness={charge}", "cpu")
-        fields[charge] = model.estimate_motion(cur, Reference(None, None, ref), 5).vectors[0, 0]
+        assert model.smoothness_charges == (float(charge),)  # the encoder's only choice
+        fields[charge] = model.estimate_motion(cur, Reference(None, None, ref), 5,
+                                               model.smoothness_charges[0]).vectors[0, 0]
     free = fields["0"][1:-1]  # rows away from the picture's edges
     assert (free[:, 1:3] == 8).all() and (free[:, 5:7] == -8).all()  # 2 pixels in quarter-pels
     assert fields["1000"].unique().numel() == 1
@@ -176,6 +178,10 @@ def test_rd_smoothness_pair_keeps_the_cheaper_frame_and_decodes(tiny_rt_residual
     assert pair <= min(singles) * 1.000001
     with pytest.raises(SystemExit):
         rd.load_variant(f"{tiny_rt_residual_model_path}#smoothness=0/much", "cpu")
+    model = rd.load_variant(f"{tiny_rt_residual_model_path}#smoothness=0/1000#charge-probe=1", "cpu")
+    assert model.smoothness_charges == (0.0, 1000.0) and model.charge_probe_period == 1
+    with pytest.raises(SystemExit):
+        rd.load_variant(f"{tiny_rt_residual_model_path}#charge-probe=often", "cpu")
 
 
 def test_rd_vector_predictor_variant_codes_the_same_weights_under_another_fingerprint(

@@ -120,3 +120,33 @@ def test_a_p_frame_whose_latents_are_not_finite_is_coded_as_an_i_frame(tiny_rt_r
     model._analyse = lambda x, q, context=None: torch.full((1, 16, 4, 6), float("nan"))
     with pytest.raises(NonFiniteLatents, match="frame 0: .*non-finite"):
         codec.Encoder(model, io.BytesIO(), 48, 32).encode(frames[0])
+
+
+@pytest.mark.parametrize("quality,boost,intra_level", [(5, 2, 7), (9, 3, 10), (5, 0, 5)])
+def test_intra_boost_codes_i_frames_levels_above_the_p_frames(tiny_rt_residual_model_path, quality, boost,
+                                                              intra_level):
+    """Each packet names its level: I-frames at quality + boost (capped at the model's top level),
+    P-frames at the stream's; the decoder's pictures are the encoder's."""
+    model = load_model(tiny_rt_residual_model_path)
+    frames = moving_pattern(5, 32, 48)
+    sink = io.BytesIO()
+    encoder = codec.Encoder(model, sink, 48, 32, quality=quality, intra_period=3, scene_cuts=False,
+                            intra_boost=boost)
+    recon = [encoder.encode(f).recon for f in frames]
+    encoder.close()
+    reader = codec.open_stream(io.BytesIO(sink.getvalue()))
+    assert reader.header.quality == quality
+    packets = list(reader)
+    assert [(p.frame_type, p.quality) for p in packets] == [
+        (bs.FrameType.INTRA, intra_level), (bs.FrameType.INTER, quality), (bs.FrameType.INTER, quality),
+        (bs.FrameType.INTRA, intra_level), (bs.FrameType.INTER, quality)]
+    decoder = codec.Decoder(model, reader.header)
+    assert all(np.array_equal(decoder.decode(p), r) for p, r in zip(packets, recon, strict=True))
+    plain_sink = io.BytesIO()
+    plain = codec.Encoder(model, plain_sink, 48, 32, quality=quality, intra_period=3, scene_cuts=False)
+    plain.encode(frames[0])
+    plain.close()
+    plain_intra = next(iter(codec.open_stream(io.BytesIO(plain_sink.getvalue()))))
+    assert (plain_intra.payload == packets[0].payload) == (intra_level == quality)
+    with pytest.raises(ValueError, match="intra_boost"):
+        codec.Encoder(model, io.BytesIO(), 48, 32, intra_boost=-1)

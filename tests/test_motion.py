@@ -216,10 +216,45 @@ def test_the_encoder_runs_the_context_network_once_per_p_frame(motion_on):
     calls = []
     run_graph = model.run_graph
     model.run_graph = lambda name, *a: (calls.append(name), run_graph(name, *a))[1]
-    encoder = codec.Encoder(model, io.BytesIO(), 80, 48, 25, 3, quality=5, intra_period=0, scene_cuts=False)
+    encoder = codec.Encoder(model, io.BytesIO(), 80, 48, 25, 3, quality=5, intra_period=0, scene_cuts=False,
+                            charge_probe_period=0)
     for f in _pan(3, 48, 80):
         encoder.encode(f)
     assert calls.count("context") == 2  # two P-frames, one context each
+
+
+def test_the_encoder_probes_its_smoothness_charges_per_group_and_keeps_the_cheapest():
+    """With two charges and a probe every 2 P-frames, P-frames 1, 3 and 5 are coded with each, 2
+    and 4 only with the charge the last probe chose; the kept frame is the cheaper candidate and the
+    stream decodes to the encoder's pictures."""
+    model = _motion_model(4, residual=True)
+    model.smoothness_charges = (1000.0, 0.0)  # the second is the cheaper here: a first-kept bug shows
+    searched = []
+    estimate = model.estimate_motion
+    model.estimate_motion = lambda x, reference, level, charge=None: (
+        searched.append(charge), estimate(x, reference, level, charge))[1]
+    candidates = []  # (payload, rate-distortion cost) of each probed candidate, in order
+    sink = io.BytesIO()
+    encoder = codec.Encoder(model, sink, 80, 48, 25, 6, quality=5, intra_period=0, scene_cuts=False,
+                            charge_probe_period=2)
+    cost = encoder._cost
+    encoder._cost = lambda x, payload, reference: (candidates.append((payload, cost(x, payload, reference))),
+                                                   candidates[-1][1])[1]
+    recon, chosen = [], []
+    for f in _pan(6, 48, 80):
+        recon.append(encoder.encode(f).recon)
+        chosen.append(encoder.charge)
+    encoder.close()
+    probe = [1000.0, 0.0]
+    assert chosen[1] == 0.0 and searched == probe + [chosen[1]] + probe + [chosen[3]] + probe
+    reader = codec.open_stream(io.BytesIO(sink.getvalue()))
+    packets = list(reader)
+    for frame, first in ((1, 0), (3, 2), (5, 4)):
+        pair = candidates[first:first + 2]
+        kept = min(range(2), key=lambda i: pair[i][1])
+        assert packets[frame].payload == pair[kept][0] and chosen[frame] == probe[kept]
+    decoder = codec.Decoder(model, reader.header)
+    assert all(np.array_equal(decoder.decode(p), r) for p, r in zip(packets, recon, strict=True))
 
 
 def test_the_encoder_reconstructs_from_its_own_latents_without_range_decoding():
@@ -230,7 +265,8 @@ def test_the_encoder_reconstructs_from_its_own_latents_without_range_decoding():
     for prior in (model.prior_intra, model.prior_inter):
         prior.decompress = (lambda f: lambda *a, **k: (calls.append(1), f(*a, **k))[1])(prior.decompress)
     sink = io.BytesIO()
-    encoder = codec.Encoder(model, sink, 80, 48, 25, 3, quality=5, intra_period=0, scene_cuts=False)
+    encoder = codec.Encoder(model, sink, 80, 48, 25, 3, quality=5, intra_period=0, scene_cuts=False,
+                            charge_probe_period=0)
     recon = [encoder.encode(f).recon for f in _pan(3, 48, 80)]
     encoder.close()
     assert calls == []

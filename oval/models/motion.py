@@ -25,6 +25,10 @@ COARSE_RADIUS = 8  # full search at 1/4 resolution: ±32 pixels at full resoluti
 # smooth content, whose prediction needs every quarter-pel, drifted; 0.0006 was chosen on the
 # validation clip (visp castel, -12.4% BD-rate with the same weights).
 SMOOTHNESS = 0.0006
+# The charges an encoder may choose between per group of frames (codec.Encoder probes them): no one
+# charge suits every clip; over repeating texture the vectors scatter at 0.0006 (mvtb-walls-r: -30.8%
+# coded with the better of these two per P-frame, docs/results/compare_smoothness_per_frame.json).
+CHARGES = (SMOOTHNESS, 0.002)
 
 
 def smoothness_for(level, default_level: int, charge: float = SMOOTHNESS):

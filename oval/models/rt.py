@@ -170,6 +170,9 @@ class RTModel(MultiRate, nn.Module):
             self.motion_stem = nn.Conv2d(3 * 64, cfg.C, 1)
             nn.init.zeros_(self.motion_stem.weight)
             nn.init.zeros_(self.motion_stem.bias)
+        # The block matching's smoothness charges the encoder may choose between (an encoder's
+        # choice: any decodes; an ablation that fixes the vectors empties it).
+        self.smoothness_charges = motion.CHARGES if cfg.motion else ()
         self.prior_intra = LatentPrior(cfg.M, cfg.Z, cfg.P, temporal=False, checkerboard=cfg.checkerboard, skip=cfg.skip)
         self.prior_inter = LatentPrior(cfg.M, cfg.Z, cfg.P, temporal=True, checkerboard=cfg.checkerboard, skip=cfg.skip)
         lambdas = torch.tensor(QUALITY_LAMBDAS[:cfg.levels], dtype=torch.float32)
@@ -273,11 +276,14 @@ class RTModel(MultiRate, nn.Module):
 
     # --- motion ------------------------------------------------------------------------------
 
-    def estimate_motion(self, x: torch.Tensor, reference: Reference, level: int) -> Motion:
+    def estimate_motion(self, x: torch.Tensor, reference: Reference, level: int,
+                        charge: Optional[float] = None) -> Motion:
         """The encoder's choice of vectors and filter (any choice decodes; benchmarks replace it for
-        ablations)."""
+        ablations); charge: the block matching's smoothness charge at the default level (None:
+        motion.SMOOTHNESS)."""
+        charge = motion.SMOOTHNESS if charge is None else charge
         return self.motion_for(x, reference, motion.estimate(x, reference.picture,
-                                                             motion.smoothness_for(level, DEFAULT_LEVEL)))
+                                                             motion.smoothness_for(level, DEFAULT_LEVEL, charge)))
 
     def motion_for(self, x: torch.Tensor, reference: Reference, vectors: torch.Tensor) -> Motion:
         """What a P-frame sends with these vectors: with a switchable filter, the one that predicts better."""
@@ -379,9 +385,11 @@ class RTModel(MultiRate, nn.Module):
         return result
 
     @torch.no_grad()
-    def compress_frame(self, x: torch.Tensor, level: int, reference: Optional[Reference]) -> bytes:
+    def compress_frame(self, x: torch.Tensor, level: int, reference: Optional[Reference],
+                       charge: Optional[float] = None) -> bytes:
         """x (1, 3, H, W), H and W multiples of the stride -> payload (an I-frame without a
-        reference). The codec gets the picture and the next reference from decompress_frame."""
+        reference). The codec gets the picture and the next reference from decompress_frame.
+        charge: the P-frame's smoothness charge (estimate_motion)."""
         q = self._level(level)
         if reference is None:
             y = self._analyse(x, q) * self._gain(q, True)
@@ -389,7 +397,7 @@ class RTModel(MultiRate, nn.Module):
         else:
             moves, header = None, b""
             if self.config.motion:
-                moves = self.estimate_motion(x, reference, level)
+                moves = self.estimate_motion(x, reference, level, charge)
                 header = self._motion_header(moves)
             cond = self._context(reference, moves)
             y = self._analyse(self._to_code(x, cond.prediction), q, cond.context) * self._gain(q, False)
