@@ -161,7 +161,10 @@ class Encoder:
     the training objective at the frame's level; models without levels: the smaller): a cut, a
     flash, a new shot, where prediction from the last frame fails. By size alone, a first P-frame
     that lifts the group's quality above its I-frame's at about the I-frame's size was coded intra,
-    and so was every frame after it.
+    and so was every frame after it. So is a P-frame whose squared error is over COLLAPSE_RATIO
+    times the mean of the group's P-frames so far (after two), if coding it intra costs less: a
+    reference that has started to drift (seen on carphone at level 9, 37 dB falling to 14 dB over
+    five frames at a high smoothness charge).
 
     intra_boost: I-frames are coded this many levels above the stream's quality (capped at the
     model's top level; each packet names its level): the P-frames of the group predict from a better
@@ -174,6 +177,7 @@ class Encoder:
     """
 
     SCENE_CUT_RATIO = 1.5
+    COLLAPSE_RATIO = 2.0  # 3 dB below the group's P-frames
     CHARGE_PROBE_PERIOD = 16
 
     def __init__(self, model, sink: BinaryIO, width: int, height: int, fps: Fraction = Fraction(25),
@@ -195,6 +199,7 @@ class Encoder:
         self.scene_cuts = scene_cuts and model.temporal and intra_period != 1
         self.since_intra = 0  # frames since the last I-frame
         self.p_sizes: list = []  # payload sizes of this group's P-frames
+        self.p_errors: list = []  # their mean squared errors (pixel values 0..255)
         self.intra_size = 0  # payload size of the group's I-frame
         if intra_boost < 0:
             raise ValueError(f"intra_boost must be 0 or more levels, not {intra_boost}")
@@ -231,20 +236,30 @@ class Encoder:
         # than the I-frame itself is the sign (two cuts in a row on bikes went unseen without it).
         limit = (self.SCENE_CUT_RATIO * sum(self.p_sizes) / len(self.p_sizes) if len(self.p_sizes) >= 2
                  else self.intra_size)
-        if frame_type == FrameType.INTER and self.scene_cuts and len(payload) > limit:
-            intra = self._compress(x, None)
-            if self._cost(x, intra, None) < self._cost(x, payload, reference):
-                frame_type, payload = FrameType.INTRA, intra
-        if frame_type == FrameType.INTRA:
-            self.since_intra, self.p_sizes, self.intra_size = 0, [], len(payload)
-        else:
-            self.p_sizes.append(len(payload))
-        self.since_intra += 1
+        compared = frame_type == FrameType.INTER and self.scene_cuts and len(payload) > limit
+        if compared:
+            frame_type, payload = self._cheaper_of(x, payload, reference)
         level = self.intra_level if frame_type == FrameType.INTRA else self.header.quality
         packet = FramePacket(self.index, frame_type, level, payload)
-        size = self.writer.write_frame(packet)
         # The reconstruction (and the next reference) come from the decoder's own path.
-        result = FrameResult(self.index, size, self.decoder.decode(packet), frame_type)
+        recon = self.decoder.decode(packet)
+        error = float(np.mean((recon.astype(np.float32) - rgb) ** 2))
+        if frame_type == FrameType.INTER and self.scene_cuts and not compared and self._collapsed(error):
+            # A P-frame far worse than the group's so far: its reference has started to drift (a
+            # feature the P-frames amplify), and each frame after would be worse still.
+            frame_type, payload = self._cheaper_of(x, payload, reference)
+            if frame_type == FrameType.INTRA:
+                packet = FramePacket(self.index, frame_type, self.intra_level, payload)
+                recon = self.decoder.decode(packet)
+                error = float(np.mean((recon.astype(np.float32) - rgb) ** 2))
+        if frame_type == FrameType.INTRA:
+            self.since_intra, self.p_sizes, self.p_errors, self.intra_size = 0, [], [], len(payload)
+        else:
+            self.p_sizes.append(len(payload))
+            self.p_errors.append(error)
+        self.since_intra += 1
+        size = self.writer.write_frame(packet)
+        result = FrameResult(self.index, size, recon, frame_type)
         self.index += 1
         return result
 
@@ -259,6 +274,17 @@ class Encoder:
         top, left = coded_offset(h, w, self.model.stride, min_coded_side(self.model))
         return frame_cost(self.model, x, payload, self.header.quality, reference, (top, left, h, w),
                           decode_level=self._level(reference))
+
+    def _cheaper_of(self, x: torch.Tensor, payload: bytes, reference) -> tuple:
+        """(frame type, payload): the P-frame, or the frame coded intra where that costs less."""
+        intra = self._compress(x, None)
+        if not self._cost(x, payload, reference) <= self._cost(x, intra, None):  # a NaN picture loses too
+            return FrameType.INTRA, intra
+        return FrameType.INTER, payload
+
+    def _collapsed(self, error: float) -> bool:
+        """A P-frame's squared error over COLLAPSE_RATIO times the mean of the group's P-frames."""
+        return len(self.p_errors) >= 2 and error > self.COLLAPSE_RATIO * sum(self.p_errors) / len(self.p_errors)
 
     def _probing(self) -> bool:
         period = self.charge_probe_period

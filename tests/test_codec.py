@@ -150,3 +150,4 @@ def test_intra_boost_codes_i_frames_levels_above_the_p_frames(tiny_rt_residual_m
     assert (plain_intra.payload == packets[0].payload) == (intra_level == quality)
     with pytest.raises(ValueError, match="intra_boost"):
         codec.Encoder(model, io.BytesIO(), 48, 32, intra_boost=-1)
+

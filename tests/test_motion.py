@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import moving_pattern
 from oval import codec
-from oval.bitstream import FormatError
+from oval.bitstream import FormatError, FrameType
 from oval.models import motion
 from oval.models.rt import RTConfig, RTModel
 from oval.models.store import fingerprint
@@ -364,3 +365,43 @@ def test_a_switchable_filter_model_names_its_filter_and_refuses_a_bad_index():
 def test_switchable_filters_need_motion():
     with pytest.raises(TypeError, match="needs motion"):
         RTModel(RTConfig(C=16, M=16, Z=8, P=16, residual=False, switchable_filter=True))
+
+
+def test_a_p_frame_far_worse_than_its_group_is_coded_intra():
+    """A reference that starts to drift shows as a P-frame whose error jumps above the group's: the
+    encoder codes that frame intra (it costs less), and the stream decodes to the encoder's pictures."""
+    import torch
+    model = _motion_model(2, residual=True)
+    frames = moving_pattern(6, 48, 80)
+    decompress, drifting = model.decompress_frame, []
+
+    def decompress_frame(payload, shape, level, reference):
+        x_hat, ref = decompress(payload, shape, level, reference)
+        if reference is not None and drifting:  # what a drifted P-frame decodes to: nothing of the scene
+            x_hat = torch.zeros_like(x_hat)
+        return x_hat, ref
+    model.decompress_frame = decompress_frame
+    sink = io.BytesIO()
+    encoder = codec.Encoder(model, sink, 80, 48, quality=5, intra_period=0, charge_probe_period=0)
+    encoder.COLLAPSE_RATIO = 1.2  # this untrained model's P-frames are poor already
+    results = []
+    for i, f in enumerate(frames):
+        drifting[:] = [True] if i == 4 else []
+        results.append(encoder.encode(f))
+    encoder.close()
+    assert [r.frame_type for r in results] == [FrameType.INTRA] + [FrameType.INTER] * 3 + [
+        FrameType.INTRA, FrameType.INTER]
+    assert encoder.p_errors and len(encoder.p_errors) == 1  # the group restarted at frame 4
+    model.decompress_frame = decompress
+    reader = codec.open_stream(io.BytesIO(sink.getvalue()))
+    decoder = codec.Decoder(model, reader.header)
+    assert all(np.array_equal(decoder.decode(p), r.recon) for p, r in zip(reader, results, strict=True))
+    model.decompress_frame = decompress_frame
+    kept = codec.Encoder(model, io.BytesIO(), 80, 48, quality=5, intra_period=0, scene_cuts=False,
+                         charge_probe_period=0)
+    kept.COLLAPSE_RATIO = 1.2
+    types = []
+    for i, f in enumerate(frames):
+        drifting[:] = [True] if i == 4 else []
+        types.append(kept.encode(f).frame_type)
+    assert types == [FrameType.INTRA] + [FrameType.INTER] * 5  # without scene cuts, never
