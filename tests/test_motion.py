@@ -226,8 +226,8 @@ def test_the_encoder_runs_the_context_network_once_per_p_frame(motion_on):
 
 def test_the_encoder_probes_its_smoothness_charges_per_group_and_keeps_the_cheapest():
     """With two charges and a probe every 2 P-frames, P-frames 1, 3 and 5 are coded with each, 2
-    and 4 only with the charge the last probe chose; the kept frame is the cheaper candidate and the
-    stream decodes to the encoder's pictures."""
+    and 4 only with the charge the last probe chose; the kept frame is the cheaper candidate (the
+    first charge winning within the margin) and the stream decodes to the encoder's pictures."""
     model = _motion_model(4, residual=True)
     model.smoothness_charges = (1000.0, 0.0)  # the second is the cheaper here: a first-kept bug shows
     searched = []
@@ -252,7 +252,7 @@ def test_the_encoder_probes_its_smoothness_charges_per_group_and_keeps_the_cheap
     packets = list(reader)
     for frame, first in ((1, 0), (3, 2), (5, 4)):
         pair = candidates[first:first + 2]
-        kept = min(range(2), key=lambda i: pair[i][1])
+        kept = min(range(2), key=lambda i: pair[i][1] * (1 if i == 0 else 1 + codec.Encoder.CHARGE_MARGIN))
         assert packets[frame].payload == pair[kept][0] and chosen[frame] == probe[kept]
     decoder = codec.Decoder(model, reader.header)
     assert all(np.array_equal(decoder.decode(p), r) for p, r in zip(packets, recon, strict=True))
@@ -405,3 +405,16 @@ def test_a_p_frame_far_worse_than_its_group_is_coded_intra():
         drifting[:] = [True] if i == 4 else []
         types.append(kept.encode(f).frame_type)
     assert types == [FrameType.INTRA] + [FrameType.INTER] * 5  # without scene cuts, never
+
+
+def test_training_draws_each_clips_charge_from_the_encoders():
+    """Each training clip's vectors are searched at one of the charges the encoder probes, all of
+    them drawn; the level scaling applies per sample; a model without motion draws none."""
+    model = _motion_model(1, residual=True)
+    torch.manual_seed(0)
+    drawn = model.training_charges(300, torch.device("cpu"))
+    assert drawn.shape == (300,) and set(drawn.tolist()) == set(motion.CHARGES)
+    levels = torch.tensor([6, 4])
+    scaled = motion.smoothness_for(levels, 6, torch.tensor([0.002, 0.006], dtype=torch.float64))
+    assert scaled.shape == (2, 1, 1, 1) and torch.allclose(scaled.flatten(), torch.tensor([0.002, 0.012]))
+    assert RTModel(RTConfig(C=16, M=16, Z=8, P=16)).training_charges(4, torch.device("cpu")) is None

@@ -25,16 +25,18 @@ COARSE_RADIUS = 8  # full search at 1/4 resolution: ±32 pixels at full resoluti
 # smooth content, whose prediction needs every quarter-pel, drifted; 0.0006 was chosen on the
 # validation clip (visp castel, -12.4% BD-rate with the same weights).
 SMOOTHNESS = 0.0006
-# The charges an encoder may choose between per group of frames (codec.Encoder probes them): no one
-# charge suits every clip; over repeating texture the vectors scatter at 0.0006 (mvtb-walls-r: -30.8%
-# coded with the better of these two per P-frame, docs/results/compare_smoothness_per_frame.json).
-CHARGES = (SMOOTHNESS, 0.002)
+# The charges an encoder may choose between (codec.Encoder probes them on the first P-frame of each
+# group and every 16 after): no one charge suits every clip. Over repeating texture the vectors
+# scatter at 0.0006 (mvtb-walls-r: -38.3% probing 0.0006 and 0.002, then -15.5% more with 0.006
+# too, docs/results/compare_charge_probe.json and compare_charge_set.json).
+CHARGES = (SMOOTHNESS, 0.002, 0.006)
 
 
 def smoothness_for(level, default_level: int, charge: float = SMOOTHNESS):
     """The smoothness charge at a quality level (an int, or a (B,) tensor of levels: a (B, 1, 1, 1)
-    tensor) for `charge` at the default level: vectors cost relatively more at lower rates, so the
-    charge doubles every two levels down (λ doubles every level)."""
+    tensor) for `charge` at the default level (a number, or with tensor levels a (B,) tensor of
+    them): vectors cost relatively more at lower rates, so the charge doubles every two levels down
+    (λ doubles every level)."""
     if isinstance(level, torch.Tensor):
         return (charge * 2 ** ((default_level - level.double()) / 2)).float()[:, None, None, None]
     return charge * 2 ** ((default_level - level) / 2)

@@ -245,16 +245,27 @@ class RTModel(MultiRate, nn.Module):
         level = torch.as_tensor(level, device=frames.device).long().expand(b) - 1
         x_hats, likelihoods, x_hat, feature, prev = [], {}, None, None, None
         grad = torch.is_grad_enabled()
+        charges = self.training_charges(b, frames.device)
         for t in range(frames.shape[1]):
             with torch.set_grad_enabled(grad and t >= untrained and (t > 0 or train_intra)):
-                x_hat, feature, prev, lik = self._train_frame(frames[:, t], level, t == 0, x_hat, feature, prev)
+                x_hat, feature, prev, lik = self._train_frame(frames[:, t], level, t == 0, x_hat, feature, prev,
+                                                              charges)
             if t >= untrained:
                 x_hats.append(x_hat)
                 likelihoods.update({f"frame{t}_{k}": v for k, v in lik.items()})
         return {"x_hat": torch.stack(x_hats, 1), "likelihoods": likelihoods}
 
-    def _train_frame(self, x, level, intra: bool, x_hat, feature, prev) -> tuple:
-        """One frame of the training forward -> (x̂, its feature, its latent ŷ, likelihoods)."""
+    def training_charges(self, batch: int, device) -> Optional[torch.Tensor]:
+        """(B,) smoothness charges, one drawn per clip from those the encoder probes, so that the
+        P-frames learn from every kind of field the encoder may send (None without motion)."""
+        if not self.smoothness_charges:
+            return None
+        pick = torch.randint(len(self.smoothness_charges), (batch,))
+        return torch.tensor(self.smoothness_charges, dtype=torch.float64)[pick].to(device)
+
+    def _train_frame(self, x, level, intra: bool, x_hat, feature, prev, charges=None) -> tuple:
+        """One frame of the training forward -> (x̂, its feature, its latent ŷ, likelihoods).
+        charges: (B,) block matching charges (training_charges; None: motion.SMOOTHNESS)."""
         if intra:
             y_hat, lik = self.prior_intra(self.g_a_intra(x, level) * self._gain(level, True))
             x_hat, feature = self.g_s_intra(y_hat * self._gain(level, True, inverse=True), level)
@@ -262,7 +273,8 @@ class RTModel(MultiRate, nn.Module):
         prediction = None
         if self.config.motion:
             reference = x_hat.clamp(0, 1)
-            vectors = motion.estimate(x, reference.detach(), motion.smoothness_for(level + 1, DEFAULT_LEVEL))
+            vectors = motion.estimate(x, reference.detach(), motion.smoothness_for(
+                level + 1, DEFAULT_LEVEL, motion.SMOOTHNESS if charges is None else charges))
             feature, prev = self._moved(vectors, feature, prev)
             filters = motion.choose_filters(x, reference.detach(), vectors) if self.config.switchable_filter else None
             prediction = motion.predict(reference, vectors, filters)
