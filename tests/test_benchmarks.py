@@ -148,9 +148,10 @@ def test_rd_smoothness_variant_sets_the_block_matching_charge(tiny_rt_residual_m
 
 
 def test_rd_smoothness_pair_keeps_the_cheaper_frame_and_decodes(tiny_rt_residual_model_path):
-    """#smoothness=A/B codes each P-frame with both charges and keeps the one of lower
-    rate-distortion cost: the stream is an ordinary one (the decoder's pictures are the encoder's),
-    and its cost is never above the cheaper of the two single-charge encodings of the first P-frame."""
+    """#smoothness=A/B gives the encoder both charges to probe (the first P-frame of a group is coded
+    with each, the one of lower rate-distortion cost kept): the stream is an ordinary one (the
+    decoder's pictures are the encoder's), and the first P-frame's cost is never above the cheaper
+    of the two single-charge encodings' (within the margin the first charge is given)."""
     import io
     import torch
     from oval import codec
@@ -175,7 +176,7 @@ def test_rd_smoothness_pair_keeps_the_cheaper_frame_and_decodes(tiny_rt_residual
 
     pair = first_p_cost(f"{tiny_rt_residual_model_path}#smoothness=0/1000")
     singles = [first_p_cost(f"{tiny_rt_residual_model_path}#smoothness={c}") for c in ("0", "1000")]
-    assert pair <= min(singles) * 1.000001
+    assert pair <= min(singles) * 1.000001 or pair <= singles[0] * 1.000001 <= singles[1] * 1.02
     with pytest.raises(SystemExit):
         rd.load_variant(f"{tiny_rt_residual_model_path}#smoothness=0/much", "cpu")
     model = rd.load_variant(f"{tiny_rt_residual_model_path}#smoothness=0/1000#charge-probe=1", "cpu")
