@@ -15,6 +15,7 @@ from oval import bitstream
 from oval.bitstream import ColourSpace, FormatError, FramePacket, FrameType, StreamHeader
 from oval.errors import NonFiniteLatents
 from oval.kernels import frames_to_tensor, tensor_to_frames
+from oval.metrics import mse
 from oval.models.base import coded_offset, coded_size, pad_to_stride
 
 
@@ -200,7 +201,7 @@ class Encoder:
         self.scene_cuts = scene_cuts and model.temporal and intra_period != 1
         self.since_intra = 0  # frames since the last I-frame
         self.p_sizes: list = []  # payload sizes of this group's P-frames
-        self.p_errors: list = []  # their mean squared errors (pixel values 0..255)
+        self.p_errors: list = []  # their mean squared errors (pixel values 0..255), where scene cuts are tested
         self.intra_size = 0  # payload size of the group's I-frame
         if intra_boost < 0:
             raise ValueError(f"intra_boost must be 0 or more levels, not {intra_boost}")
@@ -244,20 +245,21 @@ class Encoder:
         packet = FramePacket(self.index, frame_type, level, payload)
         # The reconstruction (and the next reference) come from the decoder's own path.
         recon = self.decoder.decode(packet)
-        error = float(np.mean((recon.astype(np.float32) - rgb) ** 2))
-        if frame_type == FrameType.INTER and self.scene_cuts and not compared and self._collapsed(error):
+        watched = frame_type == FrameType.INTER and self.scene_cuts
+        error = mse(recon, rgb) if watched else None
+        if watched and not compared and self._collapsed(error):
             # A P-frame far worse than the group's so far: its reference has started to drift (a
             # feature the P-frames amplify), and each frame after would be worse still.
             frame_type, payload = self._cheaper_of(x, payload, reference)
             if frame_type == FrameType.INTRA:
                 packet = FramePacket(self.index, frame_type, self.intra_level, payload)
                 recon = self.decoder.decode(packet)
-                error = float(np.mean((recon.astype(np.float32) - rgb) ** 2))
         if frame_type == FrameType.INTRA:
             self.since_intra, self.p_sizes, self.p_errors, self.intra_size = 0, [], [], len(payload)
         else:
             self.p_sizes.append(len(payload))
-            self.p_errors.append(error)
+            if error is not None:
+                self.p_errors.append(error)
         self.since_intra += 1
         size = self.writer.write_frame(packet)
         result = FrameResult(self.index, size, recon, frame_type)

@@ -2,9 +2,14 @@
 import numpy as np
 
 
+def mse(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean squared error of two pictures (pixel values 0..255)."""
+    return float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+
+
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return float("inf") if mse == 0 else float(10 * np.log10(255.0**2 / mse))
+    error = mse(a, b)
+    return float("inf") if error == 0 else float(10 * np.log10(255.0**2 / error))
 
 
 def ms_ssim(a, b) -> float:
