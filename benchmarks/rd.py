@@ -119,7 +119,9 @@ def oval_point(model, frames: list, fps: float, device, out: Path, quality: int,
     sink = io.BytesIO()
     encoder = codec.Encoder(model, sink, w, h, fps, len(frames), device, quality, intra_period,
                             charge_probe_period=getattr(model, "charge_probe_period", None),
-                            intra_boost=getattr(model, "intra_boost", 0))
+                            intra_boost=getattr(model, "intra_boost", 0),
+                            level_cycle=getattr(model, "level_cycle", ()),
+                            charge_probe_at=getattr(model, "charge_probe_at", None))
     start = time.perf_counter()
     decoded = [encoder.encode(f).recon for f in frames]
     elapsed = time.perf_counter() - start
@@ -143,11 +145,14 @@ def oval_point(model, frames: list, fps: float, device, out: Path, quality: int,
 # with V = A/B (or more), the encoder chooses between the charges as codec.Encoder does (probing them
 # on the first P-frame of each group and every CHARGE_PROBE_PERIOD P-frames), "MODEL#charge-probe=N"
 # probes every N P-frames (1: each P-frame coded with every charge, the cheapest kept; 0: never),
+# "MODEL#charge-probe-at=K" probes first on each group's P-frame K (from 0),
 # "MODEL#vector-predictor=V" sends the vectors against predictor V (motion.PREDICTORS; a new fingerprint),
-# "MODEL#intra-boost=K" codes the I-frames K levels above the P-frames (codec.Encoder's intra_boost).
+# "MODEL#intra-boost=K" codes the I-frames K levels above the P-frames (codec.Encoder's intra_boost),
+# "MODEL#level-cycle=A/B/.." codes the k-th P-frame of a group A, B, .. levels off the stream's
+# quality, cyclically (codec.Encoder's level_cycle; "-1/-1/-1/0": every fourth P-frame one level up).
 # Variants combine: "default#smoothness=0.0006/0.002#charge-probe=1".
 VARIANTS = ("no-skip", "no-second-pass", "no-context", "no-motion", "bilinear-only", "spynet", "smoothness=V",
-            "charge-probe=V", "vector-predictor=V", "intra-boost=V")
+            "charge-probe=V", "vector-predictor=V", "intra-boost=V", "level-cycle=V", "charge-probe-at=V")
 
 
 def load_variant(spec: str, device):
@@ -209,10 +214,19 @@ def apply_variant(model, path: str, variant: str, device) -> None:
         if not value.isdigit():
             raise SystemExit(f"#charge-probe= needs a whole number of P-frames, not {value!r}")
         model.charge_probe_period = int(value)
+    if variant == "charge-probe-at=V":
+        if not value.isdigit():
+            raise SystemExit(f"#charge-probe-at= needs a P-frame's place in the group (0 or more), not {value!r}")
+        model.charge_probe_at = int(value)
     if variant == "intra-boost=V":
         if not value.isdigit():
             raise SystemExit(f"#intra-boost= needs a whole number of levels, not {value!r}")
         model.intra_boost = int(value)
+    if variant == "level-cycle=V":
+        try:
+            model.level_cycle = tuple(int(v) for v in value.split("/"))
+        except ValueError:
+            raise SystemExit(f"#level-cycle= needs whole numbers of levels as A/B/C, not {value!r}") from None
     if variant == "vector-predictor=V":
         from oval.models import motion
         from oval.models.store import fingerprint

@@ -171,21 +171,30 @@ class Encoder:
     model's top level; each packet names its level): the P-frames of the group predict from a better
     picture, as a classical encoder gives its I-frames a lower quantiser.
 
+    level_cycle: level offsets of the P-frames by their place in the group (the k-th P-frame after
+    the I-frame is coded at the stream's quality + level_cycle[k % len], within the model's levels):
+    a hierarchy of quality, as classical low-delay encoders give every fourth frame a lower
+    quantiser, so that the frames after it predict from a better picture. Empty: every P-frame at
+    the stream's quality.
+
     charge_probe_period: for a model with a choice of block matching smoothness charges
-    (model.smoothness_charges), the first P-frame of each group and every this many P-frames after
-    it are coded with each charge, the one of the lowest rate-distortion cost kept, and its charge
-    used until the next probe (1: every P-frame; 0: never, the model's first charge throughout).
+    (model.smoothness_charges), P-frame charge_probe_at of each group (counted from 0) and every
+    this many P-frames after it are coded with each charge, the one of the lowest rate-distortion
+    cost kept, and its charge used until the next probe (1: every P-frame; 0: never, the model's
+    first charge throughout); the P-frames before the group's first probe keep the charge in use.
     """
 
     SCENE_CUT_RATIO = 1.5
     COLLAPSE_RATIO = 2.0  # 3 dB below the group's P-frames
     CHARGE_PROBE_PERIOD = 16
+    CHARGE_PROBE_AT = 0
     CHARGE_MARGIN = 0.02
 
     def __init__(self, model, sink: BinaryIO, width: int, height: int, fps: Fraction = Fraction(25),
                  frame_count: int = 0, device: torch.device = torch.device("cpu"),
                  quality: Optional[int] = None, intra_period: Optional[int] = None, scene_cuts: bool = True,
-                 charge_probe_period: Optional[int] = None, intra_boost: int = 0):
+                 charge_probe_period: Optional[int] = None, intra_boost: int = 0, level_cycle: tuple = (),
+                 charge_probe_at: Optional[int] = None):
         fps = Fraction(fps).limit_denominator(1001000)
         quality = model.default_quality if quality is None else quality
         check_quality(model, quality)
@@ -206,10 +215,16 @@ class Encoder:
         if intra_boost < 0:
             raise ValueError(f"intra_boost must be 0 or more levels, not {intra_boost}")
         self.intra_level = min(quality + intra_boost, model.levels) if model.levels else quality
+        if level_cycle and not model.levels:
+            raise ValueError(f"level_cycle needs a model with quality levels; {model.arch} has none")
+        self.level_cycle = tuple(int(v) for v in level_cycle)
         self.charges = tuple(getattr(model, "smoothness_charges", ()))
         self.charge = self.charges[0] if self.charges else None  # the one in use until the next probe
         self.charge_probe_period = (self.CHARGE_PROBE_PERIOD if charge_probe_period is None
                                     else charge_probe_period)
+        self.charge_probe_at = self.CHARGE_PROBE_AT if charge_probe_at is None else charge_probe_at
+        if self.charge_probe_at < 0:
+            raise ValueError(f"charge_probe_at must be a P-frame's place in the group (0 or more), not {charge_probe_at}")
 
     def frame_type(self) -> FrameType:
         period = self.header.intra_period
@@ -241,7 +256,7 @@ class Encoder:
         compared = frame_type == FrameType.INTER and self.scene_cuts and len(payload) > limit
         if compared:
             frame_type, payload = self._cheaper_of(x, payload, reference)
-        level = self.intra_level if frame_type == FrameType.INTRA else self.header.quality
+        level = self.intra_level if frame_type == FrameType.INTRA else self._inter_level()
         packet = FramePacket(self.index, frame_type, level, payload)
         # The reconstruction (and the next reference) come from the decoder's own path.
         recon = self.decoder.decode(packet)
@@ -267,15 +282,22 @@ class Encoder:
         return result
 
     def _level(self, reference) -> int:
-        """The level a frame is coded at: P-frames the stream's, I-frames (no reference) boosted."""
-        return self.header.quality if reference is not None else self.intra_level
+        """The level a frame is coded at: P-frames the stream's (or its place in level_cycle's),
+        I-frames (no reference) boosted."""
+        return self._inter_level() if reference is not None else self.intra_level
+
+    def _inter_level(self) -> int:
+        if not self.level_cycle:
+            return self.header.quality
+        offset = self.level_cycle[(self.since_intra - 1) % len(self.level_cycle)]
+        return min(max(self.header.quality + offset, 1), self.model.levels)
 
     def _cost(self, x: torch.Tensor, payload: bytes, reference) -> float:
         """At the P-frame's λ for either frame type: the scene-cut test compares the two at one
-        price, the stream's."""
+        price, the P-frame's."""
         h, w = self.header.height, self.header.width
         top, left = coded_offset(h, w, self.model.stride, min_coded_side(self.model))
-        return frame_cost(self.model, x, payload, self.header.quality, reference, (top, left, h, w),
+        return frame_cost(self.model, x, payload, self._inter_level(), reference, (top, left, h, w),
                           decode_level=self._level(reference))
 
     def _cheaper_of(self, x: torch.Tensor, payload: bytes, reference) -> tuple:
@@ -290,8 +312,8 @@ class Encoder:
         return len(self.p_errors) >= 2 and error > self.COLLAPSE_RATIO * sum(self.p_errors) / len(self.p_errors)
 
     def _probing(self) -> bool:
-        period = self.charge_probe_period
-        return len(self.charges) > 1 and period > 0 and len(self.p_sizes) % period == 0
+        period, placed = self.charge_probe_period, len(self.p_sizes) - self.charge_probe_at
+        return len(self.charges) > 1 and period > 0 and placed >= 0 and placed % period == 0
 
     def _probe_charges(self, x: torch.Tensor, reference) -> bytes:
         """The P-frame coded with each smoothness charge; the cheapest kept, its charge from now on.

@@ -183,6 +183,11 @@ def test_rd_smoothness_pair_keeps_the_cheaper_frame_and_decodes(tiny_rt_residual
     assert model.smoothness_charges == (0.0, 1000.0) and model.charge_probe_period == 1
     with pytest.raises(SystemExit):
         rd.load_variant(f"{tiny_rt_residual_model_path}#charge-probe=often", "cpu")
+    model = rd.load_variant(f"{tiny_rt_residual_model_path}#charge-probe-at=1#level-cycle=-1/-1/0", "cpu")
+    assert model.charge_probe_at == 1 and model.level_cycle == (-1, -1, 0)
+    for bad in ("charge-probe-at=-1", "level-cycle=-1/up"):
+        with pytest.raises(SystemExit):
+            rd.load_variant(f"{tiny_rt_residual_model_path}#{bad}", "cpu")
 
 
 def test_rd_vector_predictor_variant_codes_the_same_weights_under_another_fingerprint(

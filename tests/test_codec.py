@@ -122,6 +122,34 @@ def test_a_p_frame_whose_latents_are_not_finite_is_coded_as_an_i_frame(tiny_rt_r
         codec.Encoder(model, io.BytesIO(), 48, 32).encode(frames[0])
 
 
+@pytest.mark.parametrize("quality,cycle,levels", [(5, (-1, 0), [4, 5, 4, 4]), (10, (1, -2), [10, 8, 10, 10]),
+                                                 (1, (-1,), [1, 1, 1, 1])])
+def test_level_cycle_codes_p_frames_at_levels_by_their_place_in_the_group(tiny_rt_residual_model_path, quality,
+                                                                          cycle, levels):
+    """The k-th P-frame after an I-frame is coded at quality + cycle[k % len], within the model's
+    levels, the count starting again at each I-frame; each packet names its level and the decoder's
+    pictures are the encoder's."""
+    model = load_model(tiny_rt_residual_model_path)
+    frames = moving_pattern(6, 32, 48)
+    sink = io.BytesIO()
+    encoder = codec.Encoder(model, sink, 48, 32, quality=quality, intra_period=4, scene_cuts=False,
+                            level_cycle=cycle)
+    recon = [encoder.encode(f).recon for f in frames]
+    encoder.close()
+    reader = codec.open_stream(io.BytesIO(sink.getvalue()))
+    packets = list(reader)
+    inter = [p.quality for p in packets if p.frame_type == bs.FrameType.INTER]
+    assert [p.frame_type for p in packets].count(bs.FrameType.INTRA) == 2
+    assert inter == levels and packets[0].quality == packets[4].quality == quality
+    decoder = codec.Decoder(model, reader.header)
+    assert all(np.array_equal(decoder.decode(p), r) for p, r in zip(packets, recon, strict=True))
+
+
+def test_level_cycle_needs_a_model_with_levels(tiny_model_path):
+    with pytest.raises(ValueError, match="level_cycle"):
+        codec.Encoder(load_model(tiny_model_path), io.BytesIO(), 48, 32, level_cycle=(-1, 0))
+
+
 @pytest.mark.parametrize("quality,boost,intra_level", [(5, 2, 7), (9, 3, 10), (5, 0, 5)])
 def test_intra_boost_codes_i_frames_levels_above_the_p_frames(tiny_rt_residual_model_path, quality, boost,
                                                               intra_level):

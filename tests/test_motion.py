@@ -258,6 +258,33 @@ def test_the_encoder_probes_its_smoothness_charges_per_group_and_keeps_the_cheap
     assert all(np.array_equal(decoder.decode(p), r) for p, r in zip(packets, recon, strict=True))
 
 
+def test_the_encoder_can_probe_first_on_a_later_p_frame_of_the_group():
+    """charge_probe_at=1: the group's first P-frame (predicted from the I-frame) keeps the charge in
+    use, the second is coded with each charge, and every second one after it (period 2)."""
+    model = _motion_model(4, residual=True)
+    model.smoothness_charges = (1000.0, 0.0)
+    searched = []
+    estimate = model.estimate_motion
+    model.estimate_motion = lambda x, reference, level, charge=None: (
+        searched.append(charge), estimate(x, reference, level, charge))[1]
+    sink = io.BytesIO()
+    encoder = codec.Encoder(model, sink, 80, 48, 25, 6, quality=5, intra_period=0, scene_cuts=False,
+                            charge_probe_period=2, charge_probe_at=1)
+    chosen = []
+    recon = []
+    for f in _pan(6, 48, 80):
+        recon.append(encoder.encode(f).recon)
+        chosen.append(encoder.charge)
+    encoder.close()
+    probe = [1000.0, 0.0]
+    assert searched == [1000.0] + probe + [chosen[2]] + probe + [chosen[4]]
+    reader = codec.open_stream(io.BytesIO(sink.getvalue()))
+    decoder = codec.Decoder(model, reader.header)
+    assert all(np.array_equal(decoder.decode(p), r) for p, r in zip(reader, recon, strict=True))
+    with pytest.raises(ValueError, match="charge_probe_at"):
+        codec.Encoder(model, io.BytesIO(), 80, 48, charge_probe_at=-1)
+
+
 def test_the_encoder_reconstructs_from_its_own_latents_without_range_decoding():
     """The encoder's reconstruction takes the latents it has just coded; a decoder range-decodes
     the stream and gets the same pictures."""
