@@ -294,3 +294,24 @@ def test_spynet_estimator_codes_streams_the_plain_decoder_reads(tiny_rt_residual
     assert set(report) == {"block matching", "spynet blocks", "spynet dense (flow not coded)"}
     assert report["spynet blocks"]["vector_bpp"] > 0 and report["spynet blocks"]["ms_per_frame"] > 0
     assert "spynet blocks" in capsys.readouterr().out
+
+
+def test_ceiling_measures_coded_unquantised_and_fitted_latents(tiny_rt_model_path):
+    """The coded level never beats its unquantised latent by more than rounding noise allows, fitting
+    the latent to the synthesis does not lose to the analysis' own, and a block transform keeping
+    all 192 coefficients of an 8x8 RGB block is lossless."""
+    import torch
+    from oval.models.store import load_model
+    ceiling = script("ceiling")
+    g = torch.Generator().manual_seed(2)
+    frame = (torch.nn.functional.avg_pool2d(torch.rand(1, 3, 64, 128, generator=g), 3, 1, 1)[0]
+             .permute(1, 2, 0).numpy() * 255).astype(np.uint8)
+    model = load_model(tiny_rt_model_path)
+    result = ceiling.ceiling(model, frame, [1, model.levels], fit_steps=20)
+    assert result["size"] == [64, 128] and set(result["levels"]) == {"1", str(model.levels)}
+    top = result["levels"][str(model.levels)]
+    assert result["fitted_top_level"] >= top["unquantised"] - 1e-3
+    x = torch.from_numpy(frame).permute(2, 0, 1)[None].float() / 255
+    assert ceiling.block_pca_psnr(x, 192) > 100 > ceiling.block_pca_psnr(x, 8)
+    with pytest.raises(SystemExit):
+        ceiling.main(["--model", tiny_rt_model_path, "--levels", "0"])
