@@ -145,7 +145,7 @@ def oval_point(model, frames: list, fps: float, device, out: Path, quality: int,
 # with V = A/B (or more), the encoder chooses between the charges as codec.Encoder does (probing them
 # on the first P-frame of each group and every CHARGE_PROBE_PERIOD P-frames), "MODEL#charge-probe=N"
 # probes every N P-frames (1: each P-frame coded with every charge, the cheapest kept; 0: never),
-# "MODEL#charge-probe-at=K" probes first on each group's P-frame K (from 0),
+# "MODEL#charge-probe-at=K" probes each group's P-frame K (from 0) too, the period counted from it,
 # "MODEL#vector-predictor=V" sends the vectors against predictor V (motion.PREDICTORS; a new fingerprint),
 # "MODEL#intra-boost=K" codes the I-frames K levels above the P-frames (codec.Encoder's intra_boost),
 # "MODEL#level-cycle=A/B/.." codes the k-th P-frame of a group A, B, .. levels off the stream's

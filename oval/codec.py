@@ -178,10 +178,12 @@ class Encoder:
     the stream's quality.
 
     charge_probe_period: for a model with a choice of block matching smoothness charges
-    (model.smoothness_charges), P-frame charge_probe_at of each group (counted from 0) and every
-    this many P-frames after it are coded with each charge, the one of the lowest rate-distortion
-    cost kept, and its charge used until the next probe (1: every P-frame; 0: never, the model's
-    first charge throughout); the P-frames before the group's first probe keep the charge in use.
+    (model.smoothness_charges), the first P-frame of each group, P-frame charge_probe_at (counted
+    from 0) and every this many P-frames after it are coded with each charge, the one of the lowest
+    rate-distortion cost kept, and its charge used until the next probe (1: every P-frame; 0: never,
+    the model's first charge throughout). A second probe early in the group (charge_probe_at 1):
+    the first P-frame, predicted from the I-frame, may favour another charge than the frames after
+    it (lomiri-free: the highest first, the lowest after).
     """
 
     SCENE_CUT_RATIO = 1.5
@@ -313,7 +315,7 @@ class Encoder:
 
     def _probing(self) -> bool:
         period, placed = self.charge_probe_period, len(self.p_sizes) - self.charge_probe_at
-        return len(self.charges) > 1 and period > 0 and placed >= 0 and placed % period == 0
+        return len(self.charges) > 1 and period > 0 and (not self.p_sizes or placed >= 0 and placed % period == 0)
 
     def _probe_charges(self, x: torch.Tensor, reference) -> bytes:
         """The P-frame coded with each smoothness charge; the cheapest kept, its charge from now on.
