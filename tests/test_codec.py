@@ -122,6 +122,17 @@ def test_a_p_frame_whose_latents_are_not_finite_is_coded_as_an_i_frame(tiny_rt_r
         codec.Encoder(model, io.BytesIO(), 48, 32).encode(frames[0])
 
 
+def _coded(model, frames, **options) -> tuple:
+    """frames coded without scene cuts -> (the encoder's pictures, the stream's reader, its packets)."""
+    h, w = frames[0].shape[:2]
+    sink = io.BytesIO()
+    encoder = codec.Encoder(model, sink, w, h, scene_cuts=False, **options)
+    recon = [encoder.encode(f).recon for f in frames]
+    encoder.close()
+    reader = codec.open_stream(io.BytesIO(sink.getvalue()))
+    return recon, reader, list(reader)
+
+
 @pytest.mark.parametrize("quality,cycle,levels", [(5, (-1, 0), [4, 5, 4, 4]), (10, (1, -2), [10, 8, 10, 10]),
                                                  (1, (-1,), [1, 1, 1, 1])])
 def test_level_cycle_codes_p_frames_at_levels_by_their_place_in_the_group(tiny_rt_residual_model_path, quality,
@@ -130,14 +141,8 @@ def test_level_cycle_codes_p_frames_at_levels_by_their_place_in_the_group(tiny_r
     levels, the count starting again at each I-frame; each packet names its level and the decoder's
     pictures are the encoder's."""
     model = load_model(tiny_rt_residual_model_path)
-    frames = moving_pattern(6, 32, 48)
-    sink = io.BytesIO()
-    encoder = codec.Encoder(model, sink, 48, 32, quality=quality, intra_period=4, scene_cuts=False,
-                            level_cycle=cycle)
-    recon = [encoder.encode(f).recon for f in frames]
-    encoder.close()
-    reader = codec.open_stream(io.BytesIO(sink.getvalue()))
-    packets = list(reader)
+    recon, reader, packets = _coded(model, moving_pattern(6, 32, 48), quality=quality, intra_period=4,
+                                    level_cycle=cycle)
     inter = [p.quality for p in packets if p.frame_type == bs.FrameType.INTER]
     assert [p.frame_type for p in packets].count(bs.FrameType.INTRA) == 2
     assert inter == levels and packets[0].quality == packets[4].quality == quality
@@ -157,14 +162,8 @@ def test_intra_boost_codes_i_frames_levels_above_the_p_frames(tiny_rt_residual_m
     P-frames at the stream's; the decoder's pictures are the encoder's."""
     model = load_model(tiny_rt_residual_model_path)
     frames = moving_pattern(5, 32, 48)
-    sink = io.BytesIO()
-    encoder = codec.Encoder(model, sink, 48, 32, quality=quality, intra_period=3, scene_cuts=False,
-                            intra_boost=boost)
-    recon = [encoder.encode(f).recon for f in frames]
-    encoder.close()
-    reader = codec.open_stream(io.BytesIO(sink.getvalue()))
+    recon, reader, packets = _coded(model, frames, quality=quality, intra_period=3, intra_boost=boost)
     assert reader.header.quality == quality
-    packets = list(reader)
     assert [(p.frame_type, p.quality) for p in packets] == [
         (bs.FrameType.INTRA, intra_level), (bs.FrameType.INTER, quality), (bs.FrameType.INTER, quality),
         (bs.FrameType.INTRA, intra_level), (bs.FrameType.INTER, quality)]
