@@ -42,35 +42,37 @@ def block_pca_psnr(x: torch.Tensor, coefficients: int) -> float:
     return psnr_of(F.pixel_shuffle(kept, 8).float(), x)
 
 
-def fitted_psnr(model, x: torch.Tensor, level: int, steps: int) -> float:
-    q = model._level(level)
-    with torch.no_grad():
-        start = model.g_a_intra(x, q) * model._gain(q, True)
+def _decoded(model, latent: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    return model.g_s_intra(latent * model._gain(q, True, inverse=True), q)[0]
+
+
+def fitted_psnr(model, x: torch.Tensor, q: torch.Tensor, start: torch.Tensor, steps: int) -> float:
+    """The PSNR of the latent (from the analysis' `start`) that Adam fits to the synthesis."""
     latent = start.clone().requires_grad_(True)
     optimiser = torch.optim.Adam([latent], lr=0.02)
     for _ in range(steps):
-        x_hat, _ = model.g_s_intra(latent * model._gain(q, True, inverse=True), q)
-        loss = ((x_hat - x) ** 2).mean()
+        loss = ((_decoded(model, latent, q) - x) ** 2).mean()
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
     with torch.no_grad():
-        return psnr_of(model.g_s_intra(latent * model._gain(q, True, inverse=True), q)[0], x)
+        return psnr_of(_decoded(model, latent, q), x)
 
 
 def ceiling(model, frame: np.ndarray, levels: list, fit_steps: int) -> dict:
     x = frames_to_tensor(torch.from_numpy(np.ascontiguousarray(frame)), model.colour_space)
     x = x[..., :x.shape[-2] // 64 * 64, :x.shape[-1] // 64 * 64]  # whole hyper-latent cells
     out = {"size": list(x.shape[-2:]), "levels": {}}
+    latents = {}
     for level in levels:
         q = model._level(level)
         with torch.no_grad():
-            y = model.g_a_intra(x, q) * model._gain(q, True)
-            out["levels"][str(level)] = {
-                name: psnr_of(model.g_s_intra(latent * model._gain(q, True, inverse=True), q)[0], x)
-                for name, latent in (("rounded", torch.round(y)), ("unquantised", y))}
+            y = latents[level] = model.g_a_intra(x, q) * model._gain(q, True)
+            out["levels"][str(level)] = {name: psnr_of(_decoded(model, latent, q), x)
+                                         for name, latent in (("rounded", torch.round(y)), ("unquantised", y))}
     if fit_steps:
-        out["fitted_top_level"] = fitted_psnr(model, x, max(levels), fit_steps)
+        top = max(levels)
+        out["fitted_top_level"] = fitted_psnr(model, x, model._level(top), latents[top], fit_steps)
     out["block_pca"] = block_pca_psnr(x, model.config.M)
     return out
 
