@@ -31,6 +31,7 @@ from oval.errors import OvalError
 from oval.io import read_frames
 from oval.kernels import frames_to_tensor
 from oval.losses import rd_loss
+from oval.models.blocks import DepthConvBlock
 from oval.models.store import build_model, save_model
 from oval.train_config import TrainConfig, check_resume_keys, model_config, parse_args
 
@@ -76,6 +77,9 @@ def init_from(model, spec: str) -> tuple[int, str]:
     model.load_state_dict(copied, strict=False)
     if not copied:
         raise OvalError(f"--init {spec}: no tensor matches {model.arch}")
+    for prefix, module in model.named_modules():  # blocks the source lacks (a deeper network) start as identities
+        if isinstance(module, DepthConvBlock) and not any(f"{prefix}.{n}" in copied for n, _ in module.named_parameters()):
+            module.become_identity()
     return len(copied), stage
 
 

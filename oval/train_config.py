@@ -11,10 +11,11 @@ DESCRIPTION = "python -m oval.train: train a model on a corpus or on video files
 
 # Fields that define what is being trained: a resumed run must keep them.
 RESUME_KEYS = ("arch", "N", "M", "C", "lmbda", "distortion", "quantizer", "crop", "batch_size", "lr", "min_lr",
-               "frames", "lead_frames", "memory", "colour_space", "backbone", "stage", "motion", "residual", "switchable_filter", "new_part", "new_part_lr_scale")
+               "frames", "lead_frames", "memory", "colour_space", "backbone", "stage", "motion", "residual", "switchable_filter", "new_part", "new_part_lr_scale",
+               "intra_encoder_blocks", "intra_decoder_blocks")
 # TrainConfig fields that are model config fields, passed on where the architecture has them.
 MODEL_KEYS = ("N", "M", "C", "memory", "colour_space", "backbone", "motion", "residual", "switchable_filter",
-              "vector_predictor")
+              "vector_predictor", "intra_encoder_blocks", "intra_decoder_blocks")
 
 
 def _opt(default, help_text: str):
@@ -52,6 +53,10 @@ class TrainConfig:
     vector_predictor: str = _opt("median", "oval-rt with --motion: what each motion vector is sent against, "
                                            "median (of left, above, above-right) or left (the models before "
                                            "2026-12-01); a coding choice the training does not see")
+    intra_encoder_blocks: int = _opt(0, "oval-rt: depth-conv blocks of the intra analysis (0: the architecture's, "
+                                        "as many as the P-frames'); with --init from a shallower model the "
+                                        "added blocks start as identities")
+    intra_decoder_blocks: int = _opt(0, "oval-rt: depth-conv blocks of the intra synthesis (0: as many as the P-frames')")
     colour_space: str = _opt("rgb", "space the model codes in: rgb, ycbcr-bt601 or ycbcr-bt709 (oval-video)")
     backbone: str = _opt("", "resnet: a torchvision ResNet stem opens the analysis transform (oval-video)")
     backbone_weights: str = _opt("", "local torchvision ResNet state dict (.pth) for --backbone; nothing "

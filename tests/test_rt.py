@@ -171,11 +171,13 @@ def test_frames_and_latents_are_identical_at_1_and_2_threads(carphone_frames):
         torch.set_num_threads(threads)
 
 
-def test_striped_coding_equals_one_pass():
+@pytest.mark.parametrize("intra_depth", [{}, {"intra_encoder_blocks": 5, "intra_decoder_blocks": 7}])
+def test_striped_coding_equals_one_pass(intra_depth):
     """Equal up to float rounding (a stripe's matrix products have other shapes); encoder and
-    decoder both code in stripes, so their frames are identical (next test)."""
+    decoder both code in stripes, so their frames are identical (next test). A deeper intra half
+    sees further, and its stripes' halo follows."""
     set_coding_math()
-    model = tiny_model(7)
+    model = tiny_model(7, **intra_depth)
     x = torch.rand(1, 3, 8 * 80, 40)  # 80 rows of the 1/8 grid: three stripes
     q = torch.tensor([4])
     with torch.no_grad():
@@ -241,3 +243,28 @@ def test_warm_started_p_frames_code_like_i_frames(carphone_frames):
     inter = _encode(model, frames, torch.get_num_threads(), quality=6, intra_period=0)
     assert all(np.array_equal(a, b) for a, b in zip(intra[1], inter[1], strict=True))
     assert len(intra[0]) == len(inter[0])
+
+
+def test_a_deeper_intra_half_warm_started_from_a_shallower_model_starts_where_it_was(tmp_path):
+    """--init from a model with fewer intra blocks: the added blocks start as identities, so the
+    deeper model's I-frames are the source's to the bit, and the added blocks still learn."""
+    from oval.models.store import save_model
+    from oval.train import init_from
+    source = tiny_model(11)
+    save_model(source, tmp_path / "shallow.safetensors")
+    deeper = RTModel(RTConfig(**{**TINY.__dict__, "intra_encoder_blocks": 4, "intra_decoder_blocks": 5}))
+    assert len(deeper.g_a_intra.blocks) == 4 and len(deeper.g_s_intra.blocks) == 5
+    assert len(deeper.g_a_inter.blocks) == TINY.encoder_blocks and len(deeper.g_s_inter.blocks) == TINY.decoder_blocks
+    init_from(deeper, str(tmp_path / "shallow.safetensors"))
+    deeper.eval().update()
+    x = torch.rand(1, 3, 48, 64)
+    payload = source.compress_frame(x, 5, None)
+    assert deeper.compress_frame(x, 5, None) == payload
+    expected, _ = source.decompress_frame(payload, (6, 8), 5, None)
+    got, _ = deeper.decompress_frame(payload, (6, 8), 5, None)
+    assert torch.equal(got, expected)
+    deeper.train()
+    out = deeper.g_s_intra(torch.randn(1, TINY.M, 6, 8), torch.tensor([4]))[0]
+    out.square().mean().backward()
+    added = deeper.g_s_intra.blocks[-1]
+    assert added.project.weight.grad.abs().sum() > 0 and added.ffn.project.weight.grad.abs().sum() > 0

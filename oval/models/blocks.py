@@ -40,6 +40,15 @@ class DepthConvBlock(nn.Module):
         x = x + self.project(self.depthwise(a * F.silu(b)))
         return x + self.ffn(x)
 
+    @torch.no_grad()
+    def become_identity(self) -> None:
+        """Zeroes both residual branches' output projections: the block passes its input through
+        unchanged and still learns (the gradients reach the projections), so a trained network
+        deepened by it starts exactly where it was."""
+        for conv in (self.project, self.ffn.project):
+            conv.weight.zero_()
+            conv.bias.zero_()
+
 
 class LevelScale(nn.Module):
     """A learned per-channel scale for each quality level (DCVC-RT's q-scales): one set of

@@ -51,6 +51,10 @@ class RTConfig:
     P: int = 96  # channels of the integer prior networks
     encoder_blocks: int = 2
     decoder_blocks: int = 3
+    # A deeper intra half (0: as deep as the P-frames'): I-frames are few, so their transforms can
+    # afford depth, and the intra transforms' capacity caps the top quality (benchmarks/ceiling.py).
+    intra_encoder_blocks: int = 0
+    intra_decoder_blocks: int = 0
     ffn_ratio: int = 2
     levels: int = len(QUALITY_LAMBDAS)
     checkerboard: bool = True
@@ -71,6 +75,11 @@ class Reference:
     feature: torch.Tensor  # decoder feature F (1, C, H/8, W/8), float
     latent16: torch.Tensor  # ŷ in sixteenths (1, M, H/8, W/8), float64 integers: exact
     picture: Optional[torch.Tensor] = None  # x̂ (1, 3, H, W) in [0, 1]: what motion warps
+
+
+def depth(cfg: RTConfig, side: str, intra: bool) -> int:
+    """Blocks of the encoder or decoder side of the intra or P-frame transforms."""
+    return (getattr(cfg, f"intra_{side}_blocks") if intra else 0) or getattr(cfg, f"{side}_blocks")
 
 
 class Conditioning(NamedTuple):
@@ -107,7 +116,7 @@ class Analysis(nn.Module):
         self.stem = nn.Conv2d(3 * 64, C, 1)
         self.fuse = nn.Conv2d(2 * C, C, 1) if conditional else None
         self.scale = LevelScale(cfg.levels, C)
-        self.blocks = nn.Sequential(*(DepthConvBlock(C, cfg.ffn_ratio) for _ in range(cfg.encoder_blocks)))
+        self.blocks = nn.Sequential(*(DepthConvBlock(C, cfg.ffn_ratio) for _ in range(depth(cfg, "encoder", not conditional))))
         self.down = nn.Conv2d(C, cfg.M, 1)
 
     def forward(self, x: torch.Tensor, level: torch.Tensor, context: Optional[torch.Tensor] = None):
@@ -126,7 +135,7 @@ class Synthesis(nn.Module):
         self.up = nn.Conv2d(cfg.M, C, 1)
         self.fuse = nn.Conv2d(2 * C, C, 1) if conditional else None
         self.scale = LevelScale(cfg.levels, C)
-        self.blocks = nn.Sequential(*(DepthConvBlock(C, cfg.ffn_ratio) for _ in range(cfg.decoder_blocks)))
+        self.blocks = nn.Sequential(*(DepthConvBlock(C, cfg.ffn_ratio) for _ in range(depth(cfg, "decoder", not conditional))))
         self.head = nn.Conv2d(C, 3 * 64, 1)
         nn.init.constant_(self.head.bias, 0.5)
 
@@ -367,15 +376,15 @@ class RTModel(MultiRate, nn.Module):
     # receptive-field radius on the 1/8 grid, one row per depthwise 3x3.
     def _analyse(self, x: torch.Tensor, q: torch.Tensor, context=None) -> torch.Tensor:
         if context is None:
-            return striped(lambda xs: self.run_graph("g_a_intra", xs, q), [x], [8], self.config.encoder_blocks)
+            return striped(lambda xs: self.run_graph("g_a_intra", xs, q), [x], [8], depth(self.config, "encoder", True))
         return striped(lambda xs, cs: self.run_graph("g_a_inter", xs, q, cs), [x, context], [8, 1],
-                       self.config.encoder_blocks)
+                       depth(self.config, "encoder", False))
 
     def _synthesise(self, y: torch.Tensor, q: torch.Tensor, context=None):
         if context is None:
-            return striped(lambda ys: self.run_graph("g_s_intra", ys, q), [y], [1], self.config.decoder_blocks)
+            return striped(lambda ys: self.run_graph("g_s_intra", ys, q), [y], [1], depth(self.config, "decoder", True))
         return striped(lambda ys, cs: self.run_graph("g_s_inter", ys, q, cs), [y, context], [1, 1],
-                       self.config.decoder_blocks)
+                       depth(self.config, "decoder", False))
 
     def _context(self, reference: Reference, moves: Optional[Motion] = None) -> Conditioning:
         """The encoder asks twice per P-frame (to code, then in its own decoder for the
