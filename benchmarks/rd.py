@@ -147,12 +147,13 @@ def oval_point(model, frames: list, fps: float, device, out: Path, quality: int,
 # probes every N P-frames (1: each P-frame coded with every charge, the cheapest kept; 0: never),
 # "MODEL#charge-probe-at=K" probes each group's P-frame K (from 0) too, the period counted from it,
 # "MODEL#vector-predictor=V" sends the vectors against predictor V (motion.PREDICTORS; a new fingerprint),
+# "MODEL#compensation=V" moves the reference by the vectors as V says (motion.COMPENSATIONS; a new fingerprint),
 # "MODEL#intra-boost=K" codes the I-frames K levels above the P-frames (codec.Encoder's intra_boost),
 # "MODEL#level-cycle=A/B/.." codes the k-th P-frame of a group A, B, .. levels off the stream's
 # quality, cyclically (codec.Encoder's level_cycle; "-1/-1/-1/0": every fourth P-frame one level up).
 # Variants combine: "default#smoothness=0.0006/0.002#charge-probe=1".
 VARIANTS = ("no-skip", "no-second-pass", "no-context", "no-motion", "bilinear-only", "spynet", "smoothness=V",
-            "charge-probe=V", "vector-predictor=V", "intra-boost=V", "level-cycle=V", "charge-probe-at=V")
+            "charge-probe=V", "vector-predictor=V", "intra-boost=V", "level-cycle=V", "charge-probe-at=V", "compensation=V")
 
 
 def load_variant(spec: str, device):
@@ -227,15 +228,16 @@ def apply_variant(model, path: str, variant: str, device) -> None:
             model.level_cycle = tuple(int(v) for v in value.split("/"))
         except ValueError:
             raise SystemExit(f"#level-cycle= needs whole numbers of levels as A/B/C, not {value!r}") from None
-    if variant == "vector-predictor=V":
-        from oval.models import motion
-        from oval.models.store import fingerprint
-        if not getattr(model.config, "motion", False):
-            raise SystemExit(f"{path} has no explicit motion: #vector-predictor= needs a model trained with --motion")
-        if value not in motion.PREDICTORS:
-            raise SystemExit(f"#vector-predictor= takes {' or '.join(motion.PREDICTORS)}, not {value!r}")
-        model.config.vector_predictor = value
-        model.fingerprint = fingerprint(model)
+    for switch, choices in (("vector-predictor", "PREDICTORS"), ("compensation", "COMPENSATIONS")):
+        if variant == f"{switch}=V":  # a coding switch the weights do not see: a new fingerprint
+            from oval.models import motion
+            from oval.models.store import fingerprint
+            if not getattr(model.config, "motion", False):
+                raise SystemExit(f"{path} has no explicit motion: #{switch}= needs a model trained with --motion")
+            if value not in getattr(motion, choices):
+                raise SystemExit(f"#{switch}= takes {' or '.join(getattr(motion, choices))}, not {value!r}")
+            setattr(model.config, switch.replace("-", "_"), value)
+            model.fingerprint = fingerprint(model)
     if variant == "bilinear-only":
         if not getattr(model.config, "switchable_filter", False):
             raise SystemExit(f"{path} has no switchable filter: #bilinear-only needs one trained with --switchable-filter")

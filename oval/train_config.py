@@ -12,10 +12,10 @@ DESCRIPTION = "python -m oval.train: train a model on a corpus or on video files
 # Fields that define what is being trained: a resumed run must keep them.
 RESUME_KEYS = ("arch", "N", "M", "C", "lmbda", "distortion", "quantizer", "crop", "batch_size", "lr", "min_lr",
                "frames", "lead_frames", "memory", "colour_space", "backbone", "stage", "motion", "residual", "switchable_filter", "new_part", "new_part_lr_scale",
-               "intra_encoder_blocks", "intra_decoder_blocks")
+               "compensation", "intra_encoder_blocks", "intra_decoder_blocks")
 # TrainConfig fields that are model config fields, passed on where the architecture has them.
 MODEL_KEYS = ("N", "M", "C", "memory", "colour_space", "backbone", "motion", "residual", "switchable_filter",
-              "vector_predictor", "intra_encoder_blocks", "intra_decoder_blocks")
+              "vector_predictor", "compensation", "intra_encoder_blocks", "intra_decoder_blocks")
 
 
 def _opt(default, help_text: str):
@@ -57,6 +57,9 @@ class TrainConfig:
                                         "as many as the P-frames'); with --init from a shallower model the "
                                         "added blocks start as identities")
     intra_decoder_blocks: int = _opt(0, "oval-rt: depth-conv blocks of the intra synthesis (0: as many as the P-frames')")
+    compensation: str = _opt("obmc", "oval-rt with --motion: how the vectors move the previous picture and feature, "
+                                     "obmc (overlapped blocks) or smooth (a dense field interpolated from them, the "
+                                     "models before 2026-12-02)")
     colour_space: str = _opt("rgb", "space the model codes in: rgb, ycbcr-bt601 or ycbcr-bt709 (oval-video)")
     backbone: str = _opt("", "resnet: a torchvision ResNet stem opens the analysis transform (oval-video)")
     backbone_weights: str = _opt("", "local torchvision ResNet state dict (.pth) for --backbone; nothing "
@@ -128,7 +131,9 @@ def parse_args(argv=None) -> tuple[TrainConfig, bool]:
     from oval.kernels import COLOUR_SPACES
     if cfg.colour_space not in COLOUR_SPACES:
         raise OvalError(f"--colour-space must be one of {', '.join(COLOUR_SPACES)}, not {cfg.colour_space!r}")
-    from oval.models.motion import PREDICTORS
+    from oval.models.motion import COMPENSATIONS, PREDICTORS
+    if cfg.compensation not in COMPENSATIONS:
+        raise OvalError(f"--compensation must be one of {', '.join(COMPENSATIONS)}, not {cfg.compensation!r}")
     if cfg.vector_predictor not in PREDICTORS:
         raise OvalError(f"--vector-predictor must be one of {', '.join(PREDICTORS)}, not {cfg.vector_predictor!r}")
     if cfg.backbone_weights and not cfg.backbone:
@@ -170,6 +175,7 @@ def model_config(cfg: TrainConfig) -> dict:
     config = {k: getattr(cfg, k) for k in MODEL_KEYS if k in fields and getattr(cfg, k) != 0}  # 0: the default
     if not cfg.motion:
         config.pop("vector_predictor", None)  # no vectors to send: the model's default, and its fingerprint
+        config.pop("compensation", None)
     return config
 
 

@@ -190,14 +190,17 @@ def test_rd_smoothness_pair_keeps_the_cheaper_frame_and_decodes(tiny_rt_residual
             rd.load_variant(f"{tiny_rt_residual_model_path}#{bad}", "cpu")
 
 
-def test_rd_vector_predictor_variant_codes_the_same_weights_under_another_fingerprint(
-        tiny_rt_residual_model_path, tiny_rt_model_path):
+@pytest.mark.parametrize("switch, default, other", [("vector-predictor", "left", "median"),
+                                                     ("compensation", "smooth", "obmc")])
+def test_rd_coding_switch_variant_codes_the_same_weights_under_another_fingerprint(
+        switch, default, other, tiny_rt_residual_model_path, tiny_rt_model_path):
     rd = script("rd")
-    left = rd.load_variant(tiny_rt_residual_model_path, "cpu")
-    median = rd.load_variant(f"{tiny_rt_residual_model_path}#vector-predictor=median", "cpu")
-    assert (left.config.vector_predictor, median.config.vector_predictor) == ("left", "median")
-    assert median.fingerprint != left.fingerprint
-    for bad in (f"{tiny_rt_residual_model_path}#vector-predictor=mean", f"{tiny_rt_model_path}#vector-predictor=median"):
+    field = switch.replace("-", "_")
+    plain = rd.load_variant(tiny_rt_residual_model_path, "cpu")
+    varied = rd.load_variant(f"{tiny_rt_residual_model_path}#{switch}={other}", "cpu")
+    assert (getattr(plain.config, field), getattr(varied.config, field)) == (default, other)
+    assert varied.fingerprint != plain.fingerprint
+    for bad in (f"{tiny_rt_residual_model_path}#{switch}=mean", f"{tiny_rt_model_path}#{switch}={other}"):
         with pytest.raises(SystemExit):
             rd.load_variant(bad, "cpu")
 

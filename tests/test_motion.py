@@ -66,26 +66,63 @@ def test_the_median_predictor_follows_a_field_that_changes_along_the_row():
     assert not r[:, 1:, :-1].any() and (motion._residuals(v[0].numpy(), "left")[:, :, 1:] != 0).all()
 
 
-def test_the_vector_predictor_is_part_of_the_fingerprint_and_of_the_stream():
-    """Same weights, another predictor: another fingerprint, so a decoder holding the same weights
-    with the other predictor refuses the stream instead of decoding wrong vectors."""
+@pytest.mark.parametrize("switch, default, other", [("vector_predictor", "left", "median"),
+                                                     ("compensation", "smooth", "obmc")])
+def test_a_coding_switch_is_part_of_the_fingerprint_and_of_the_stream(switch, default, other):
+    """Same weights, another vector predictor or compensation: another fingerprint, so a decoder
+    holding the same weights with the other switch refuses the stream instead of decoding wrong
+    pictures."""
     model = _motion_model(residual=True)
     before = fingerprint(model)
-    model.config.vector_predictor = "median"
+    setattr(model.config, switch, other)
     model.fingerprint = fingerprint(model)
     assert model.fingerprint != before
     sink = io.BytesIO()
-    encoder = codec.Encoder(model, sink, 80, 48, 25, 2, quality=5, intra_period=0, scene_cuts=False)
-    for f in _pan(2, 48, 80):
-        encoder.encode(f)
+    encoder = codec.Encoder(model, sink, 80, 48, 25, 3, quality=5, intra_period=0, scene_cuts=False)
+    recon = [encoder.encode(f).recon for f in _pan(3, 48, 80)]
     encoder.close()
-    model.config.vector_predictor = "left"
+    reader = codec.open_stream(io.BytesIO(sink.getvalue()))
+    decoder = codec.Decoder(model, reader.header)
+    assert all(np.array_equal(decoder.decode(p), r) for p, r in zip(reader, recon, strict=True))
+    setattr(model.config, switch, default)
     model.fingerprint = fingerprint(model)
     assert model.fingerprint == before  # the default adds nothing: older models keep theirs
     with pytest.raises(codec.ModelMismatch):
         codec.Decoder(model, codec.open_stream(io.BytesIO(sink.getvalue())).header)
-    with pytest.raises(TypeError, match="vector_predictor"):
-        RTModel(RTConfig(C=16, M=16, Z=8, P=16, motion=True, vector_predictor="mean"))
+    with pytest.raises(TypeError, match=switch):
+        RTModel(RTConfig(C=16, M=16, Z=8, P=16, motion=True, **{switch: "mean"}))
+
+
+def _periodic(height, width, period=8, seed=4):
+    """A texture that repeats every `period` pixels both ways: any vector off by whole periods
+    matches as well as the true one (repeating texture, where block matching's fields go ragged)."""
+    tile = torch.rand(1, 3, period, period, generator=torch.Generator().manual_seed(seed))
+    return tile.repeat(1, 1, height // period + 2, width // period + 2)
+
+
+def test_overlapped_blocks_predict_where_a_ragged_field_interpolated_fails():
+    """Over repeating texture each block's vector is right up to whole periods; blending the
+    vectors ("smooth") moves the in-between pixels by wrong amounts, blending the pictures each
+    vector predicts ("obmc") does not."""
+    scene = _periodic(64 + 32, 96 + 32)
+    ref, cur = scene[..., 8:72, 8:104], scene[..., 10:74, 9:105]  # cur(p) = ref(p + (1, 2))
+    hb, wb = motion.blocks_of(64, 96)
+    ragged = torch.randint(-1, 2, (1, 2, hb, wb), generator=torch.Generator().manual_seed(1)) * 8  # whole periods
+    vectors = (ragged + torch.tensor([1, 2]).view(1, 2, 1, 1)) * motion.QPEL
+    inside = (slice(None), slice(None), slice(16, -16), slice(16, -16))  # the edges repeat pixels
+    obmc = motion.predict(ref, vectors, compensation="obmc")
+    smooth = motion.predict(ref, vectors, compensation="smooth")
+    assert ((obmc - cur)[inside] ** 2).mean() < 1e-10
+    assert ((smooth - cur)[inside] ** 2).mean() > 1e-3
+
+
+def test_overlapped_blocks_equal_the_smooth_field_where_every_block_moves_alike():
+    vectors = torch.tensor([7, -5]).view(1, 2, 1, 1).expand(1, 2, 3, 4)  # quarter pels, 3x4 blocks
+    for scale in (1, 8):  # pixels, and the 1/8 grid's cells
+        picture = torch.rand(1, 5, 48 // scale, 64 // scale, generator=torch.Generator().manual_seed(2))
+        a = motion.move(picture, vectors, scale, compensation="obmc")
+        b = motion.move(picture, vectors, scale, compensation="smooth")
+        assert torch.allclose(a, b, atol=1e-5)
 
 
 def test_damaged_vectors_are_refused_with_a_format_error():

@@ -2,7 +2,8 @@
 
     x_t, x̂_{t-1} ──estimate (encoder only: coarse-to-fine block matching)──▶ v, quarter-pel, one per 16x16 block
     v ──encode (DPCM against the left or the median neighbour, integer two-sided geometric tables)──▶ bytes
-    v ──flow──▶ warp(x̂_{t-1}) = x̃_t (pixels), warp(F_{t-1}) (1/8 features), shift_cells(ŷ_{t-1}) (latent cells)
+    v ──move (a smooth field, or overlapped blocks)──▶ x̃_t from x̂_{t-1} (pixels), F_{t-1} moved (1/8 features),
+      shift_cells(ŷ_{t-1}) (latent cells)
 
 Why explicit: a conditional codec's context must otherwise learn to shift features by itself, which a
 few CPU hours of training do not teach (issue 14); classical codecs spend almost nothing on a pan
@@ -188,6 +189,49 @@ def flow(v: torch.Tensor, height: int, width: int, scale: int = 1) -> torch.Tens
     return dense[..., :height, :width]
 
 
+# How the block vectors move a picture or a feature (a model's coding switch, RTConfig.compensation).
+# "smooth" interpolates the vectors into a dense field (the models before 2026-12-02): pans, zooms
+# and rotations warp without block edges, but where neighbouring vectors disagree (a ragged field
+# over repeating texture) the in-between vectors match nothing. "obmc" (overlapped block motion
+# compensation, as H.263's Annex F and AV1) blends the pictures predicted by the vectors of each
+# pixel's four nearest blocks, weighted bilinearly by distance to their centres: where the field is
+# smooth it predicts as "smooth" does, and where it is ragged each vector still moves its own
+# texture (mvtb-walls-r at charge 0.002: 35.8 dB against 27.7, docs/results/compensation.json).
+COMPENSATIONS = ("smooth", "obmc")
+
+
+def _overlapped(x: torch.Tensor, vectors: torch.Tensor, scale: int, mode: str) -> torch.Tensor:
+    """OBMC of x (B, C, H, W) by quarter-pel block vectors, x in units of `scale` pixels."""
+    per_block = BLOCK // scale
+    h, w = x.shape[-2:]
+    hb, wb = vectors.shape[-2:]
+    v = F.pad(vectors.float() / (QPEL * scale), (1, 1, 1, 1), mode="replicate")  # edge blocks repeated
+    # Each pixel's place in block units, measured from the centre of block 0: its nearest centres
+    # are blocks floor(.) and floor(.) + 1 (index + 1 in the padded field).
+    rows = (torch.arange(h, device=x.device, dtype=torch.float32) + 0.5) / per_block - 0.5
+    cols = (torch.arange(w, device=x.device, dtype=torch.float32) + 0.5) / per_block - 0.5
+    row0, col0 = torch.floor(rows), torch.floor(cols)
+    fy, fx = rows - row0, cols - col0
+    row0, col0 = row0.long() + 1, col0.long() + 1
+    out = None
+    for dy in (0, 1):
+        for dx in (0, 1):
+            field = v[:, :, (row0 + dy).clamp(0, hb + 1)][:, :, :, (col0 + dx).clamp(0, wb + 1)]
+            weight = ((fy if dy else 1 - fy)[:, None] * (fx if dx else 1 - fx)[None, :])[None, None]
+            term = weight * warp(x, field, mode)
+            out = term if out is None else out + term
+    return out
+
+
+def move(x: torch.Tensor, vectors: torch.Tensor, scale: int = 1, mode: str = "bilinear",
+         compensation: str = "smooth") -> torch.Tensor:
+    """x (B, C, H, W), in units of `scale` pixels (8: the 1/8 grid), moved by the block vectors the
+    way `compensation` says (COMPENSATIONS)."""
+    if compensation == "obmc":
+        return _overlapped(x, vectors, scale, mode)
+    return warp(x, flow(vectors, *x.shape[-2:], scale=scale), mode)
+
+
 # Interpolation filters a switchable-filter model names per frame (the stream stores the index), as
 # AV1 switches its filters: bilinear low-passes every fractional position, which suits noisy
 # footage; bicubic keeps the detail of sharp content moving smoothly (a pan over a photo).
@@ -195,26 +239,28 @@ FILTERS = ("bilinear", "bicubic")
 BICUBIC = FILTERS.index("bicubic")
 
 
-def predict(picture: torch.Tensor, vectors: torch.Tensor, filters=None) -> torch.Tensor:
-    """The motion-compensated picture x̃: `picture` (B, 3, H, W) in [0, 1] warped by the block
+def predict(picture: torch.Tensor, vectors: torch.Tensor, filters=None, compensation: str = "smooth") -> torch.Tensor:
+    """The motion-compensated picture x̃: `picture` (B, 3, H, W) in [0, 1] moved by the block
     vectors with each sample's filter (a (B,) index into FILTERS; None: bilinear)."""
-    field = flow(vectors, *picture.shape[-2:])
+    def moved(mode):
+        return move(picture, vectors, 1, mode, compensation)
     sharp = None if filters is None else (filters == BICUBIC)
     if sharp is None or not bool(sharp.any()):
-        return warp(picture, field)
-    bicubic = warp(picture, field, "bicubic").clamp(0, 1)  # bicubic overshoots at edges
+        return moved("bilinear")
+    bicubic = moved("bicubic").clamp(0, 1)  # bicubic overshoots at edges
     if bool(sharp.all()):  # each filter is run only where a sample names it
         return bicubic
-    return torch.where(sharp[:, None, None, None], bicubic, warp(picture, field))
+    return torch.where(sharp[:, None, None, None], bicubic, moved("bilinear"))
 
 
 @torch.no_grad()
-def choose_filters(cur: torch.Tensor, picture: torch.Tensor, vectors: torch.Tensor) -> torch.Tensor:
+def choose_filters(cur: torch.Tensor, picture: torch.Tensor, vectors: torch.Tensor,
+                   compensation: str = "smooth") -> torch.Tensor:
     """The encoder's choice for each sample: bicubic (1) where its prediction's mean squared error
     is 2% (and 1e-6, 60 dB) below bilinear's, else bilinear (0); the margin keeps near-ties
     (whole-pixel vectors, where both copy pixels) from flipping on rounding. -> (B,) int64."""
     n = len(cur)
-    error = [((cur - predict(picture, vectors, torch.full((n,), k, device=cur.device))) ** 2).flatten(1).mean(1)
+    error = [((cur - predict(picture, vectors, torch.full((n,), k, device=cur.device), compensation)) ** 2).flatten(1).mean(1)
              for k in range(len(FILTERS))]
     return torch.where(error[BICUBIC] < 0.98 * error[0] - 1e-6, BICUBIC, 0)
 

@@ -67,6 +67,9 @@ class RTConfig:
     # not see, so the fingerprint covers it (the "fingerprint" mark, oval.models.store); "left", as the
     # models before 2026-12-01 code, keeps their fingerprints.
     vector_predictor: str = dataclasses.field(default="left", metadata={"fingerprint": True})
+    # With motion: how the vectors move x̂ and F (motion.COMPENSATIONS); "smooth", as the models before
+    # 2026-12-02 code, keeps their fingerprints.
+    compensation: str = dataclasses.field(default="smooth", metadata={"fingerprint": True})
 
 
 @dataclasses.dataclass
@@ -169,6 +172,8 @@ class RTModel(MultiRate, nn.Module):
             raise TypeError("residual P-frames need motion (the residual is against the motion-compensated picture)")
         if config.switchable_filter and not config.motion:
             raise TypeError("a switchable filter needs motion (it interpolates the motion-compensated picture)")
+        if config.compensation not in motion.COMPENSATIONS:
+            raise TypeError(f"compensation {config.compensation!r} is not one of {', '.join(motion.COMPENSATIONS)}")
         if config.vector_predictor not in motion.PREDICTORS:
             raise TypeError(f"vector_predictor {config.vector_predictor!r} is not one of {', '.join(motion.PREDICTORS)}")
         self.config = cfg = config
@@ -285,8 +290,10 @@ class RTModel(MultiRate, nn.Module):
             vectors = motion.estimate(x, reference.detach(), motion.smoothness_for(
                 level + 1, DEFAULT_LEVEL, motion.SMOOTHNESS if charges is None else charges))
             feature, prev = self._moved(vectors, feature, prev)
-            filters = motion.choose_filters(x, reference.detach(), vectors) if self.config.switchable_filter else None
-            prediction = motion.predict(reference, vectors, filters)
+            compensation = self.config.compensation
+            filters = (motion.choose_filters(x, reference.detach(), vectors, compensation)
+                       if self.config.switchable_filter else None)
+            prediction = motion.predict(reference, vectors, filters, compensation)
             context = MotionContext(self)(feature, prediction)
         else:
             context = self.context(feature)
@@ -310,7 +317,7 @@ class RTModel(MultiRate, nn.Module):
         """What a P-frame sends with these vectors: with a switchable filter, the one that predicts better."""
         if not self.config.switchable_filter:
             return Motion(vectors)
-        return Motion(vectors, int(motion.choose_filters(x, reference.picture, vectors)[0]))
+        return Motion(vectors, int(motion.choose_filters(x, reference.picture, vectors, self.config.compensation)[0]))
 
     def _to_code(self, x: torch.Tensor, prediction) -> torch.Tensor:
         """What the P-frame transforms see: the frame, or (residual models) its difference from the
@@ -320,10 +327,9 @@ class RTModel(MultiRate, nn.Module):
     def _from_coded(self, out: torch.Tensor, prediction) -> torch.Tensor:
         return out + prediction - 0.5 if self.config.residual else out
 
-    @staticmethod
-    def _predict(moves: Motion, picture: torch.Tensor) -> torch.Tensor:
+    def _predict(self, moves: Motion, picture: torch.Tensor) -> torch.Tensor:
         filters = None if moves.filter is None else torch.tensor([moves.filter], device=picture.device)
-        return motion.predict(picture, moves.vectors, filters)
+        return motion.predict(picture, moves.vectors, filters, self.config.compensation)
 
     def _motion_header(self, moves: Motion) -> bytes:
         """The filter index (switchable-filter models), then the coded vectors."""
@@ -341,11 +347,10 @@ class RTModel(MultiRate, nn.Module):
                                       self.config.vector_predictor)
         return Motion(vectors, filter_index), start + used
 
-    @staticmethod
-    def _moved(vectors: torch.Tensor, feature: torch.Tensor, latent: torch.Tensor) -> tuple:
-        """The reference feature warped (float) and the reference latent moved by whole cells
+    def _moved(self, vectors: torch.Tensor, feature: torch.Tensor, latent: torch.Tensor) -> tuple:
+        """The reference feature moved (float) and the reference latent moved by whole cells
         (exact: it feeds the integer prior)."""
-        feature = motion.warp(feature, motion.flow(vectors, *feature.shape[-2:], scale=8))
+        feature = motion.move(feature, vectors, 8, compensation=self.config.compensation)
         return feature, motion.shift_cells(latent, vectors)
 
     # --- coding -------------------------------------------------------------------------------
