@@ -255,14 +255,19 @@ def predict(picture: torch.Tensor, vectors: torch.Tensor, filters=None, compensa
 
 @torch.no_grad()
 def choose_filters(cur: torch.Tensor, picture: torch.Tensor, vectors: torch.Tensor,
-                   compensation: str = "smooth") -> torch.Tensor:
+                   compensation: str = "smooth", with_prediction: bool = False):
     """The encoder's choice for each sample: bicubic (1) where its prediction's mean squared error
     is 2% (and 1e-6, 60 dB) below bilinear's, else bilinear (0); the margin keeps near-ties
-    (whole-pixel vectors, where both copy pixels) from flipping on rounding. -> (B,) int64."""
+    (whole-pixel vectors, where both copy pixels) from flipping on rounding. -> (B,) int64, and
+    with_prediction the chosen predictions too (the encoder's x̃, not computed twice)."""
     n = len(cur)
-    error = [((cur - predict(picture, vectors, torch.full((n,), k, device=cur.device), compensation)) ** 2).flatten(1).mean(1)
-             for k in range(len(FILTERS))]
-    return torch.where(error[BICUBIC] < 0.98 * error[0] - 1e-6, BICUBIC, 0)
+    predictions = [predict(picture, vectors, torch.full((n,), k, device=cur.device), compensation)
+                   for k in range(len(FILTERS))]
+    error = [((cur - p) ** 2).flatten(1).mean(1) for p in predictions]
+    filters = torch.where(error[BICUBIC] < 0.98 * error[0] - 1e-6, BICUBIC, 0)
+    if not with_prediction:
+        return filters
+    return filters, torch.where((filters == BICUBIC)[:, None, None, None], predictions[BICUBIC], predictions[0])
 
 
 def shift_cells(latent: torch.Tensor, v: torch.Tensor) -> torch.Tensor:

@@ -314,10 +314,15 @@ class RTModel(MultiRate, nn.Module):
                                                              motion.smoothness_for(level, DEFAULT_LEVEL, charge)))
 
     def motion_for(self, x: torch.Tensor, reference: Reference, vectors: torch.Tensor) -> Motion:
-        """What a P-frame sends with these vectors: with a switchable filter, the one that predicts better."""
+        """What a P-frame sends with these vectors: with a switchable filter, the one that predicts
+        better (its prediction kept for _predict: the encoder's choice made it already)."""
         if not self.config.switchable_filter:
             return Motion(vectors)
-        return Motion(vectors, int(motion.choose_filters(x, reference.picture, vectors, self.config.compensation)[0]))
+        filters, prediction = motion.choose_filters(x, reference.picture, vectors, self.config.compensation,
+                                                    with_prediction=True)
+        moves = Motion(vectors, int(filters[0]))
+        self.__dict__["_prediction_memo"] = (reference.picture, moves.vectors, moves.filter, prediction)
+        return moves
 
     def _to_code(self, x: torch.Tensor, prediction) -> torch.Tensor:
         """What the P-frame transforms see: the frame, or (residual models) its difference from the
@@ -328,6 +333,9 @@ class RTModel(MultiRate, nn.Module):
         return out + prediction - 0.5 if self.config.residual else out
 
     def _predict(self, moves: Motion, picture: torch.Tensor) -> torch.Tensor:
+        memo = self.__dict__.pop("_prediction_memo", None)
+        if memo is not None and memo[0] is picture and memo[1] is moves.vectors and memo[2] == moves.filter:
+            return memo[3]
         filters = None if moves.filter is None else torch.tensor([moves.filter], device=picture.device)
         return motion.predict(picture, moves.vectors, filters, self.config.compensation)
 
