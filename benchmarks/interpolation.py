@@ -1,13 +1,15 @@
-"""How well each interpolation filter predicts a frame from the one before, with the same vectors.
+"""How well each interpolation filter and compensation predicts a frame from the one before, with the same vectors.
 
-    python benchmarks/interpolation.py CLIP [CLIP ...] [--frames N] [--level Q] [--json PATH]
+    python benchmarks/interpolation.py CLIP [CLIP ...] [--frames N] [--level Q] [--charge C] [--json PATH]
 
 For each pair of consecutive original frames, the block matching of oval.models.motion (at level
-Q's smoothness) finds one set of vectors, and the previous frame is warped with each filter: the
-two a switchable-filter model can name (bilinear, bicubic) and, for reference only, Lanczos
-windows of 3 and 4 lobes (what a sharper filter than bicubic would add). Prints the mean PSNR of
-each prediction per clip and how often the encoder's rule picks bicubic. Original frames, not
-decoded ones: this measures the filters, not a model.
+Q's smoothness for charge C at the default level) finds one set of vectors, and the previous frame
+is moved with each filter a switchable-filter model can name (bilinear, bicubic) in each
+compensation (motion.COMPENSATIONS: the smooth field, "obmc" the overlapped blocks) and, for
+reference only, warped along the smooth field with Lanczos windows of 3 and 4 lobes (what a sharper
+filter than bicubic would add). Prints the mean PSNR of each prediction per clip and how often the
+encoder's rule picks bicubic (smooth field). Original frames, not decoded ones: this measures the
+filters, not a model.
 """
 import argparse
 import json
@@ -52,15 +54,19 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
     return float(10 * torch.log10(1 / ((a - b) ** 2).mean().clamp_min(1e-12)))
 
 
-def clip_report(frames: list, level: int) -> dict:
+COLUMNS = ("bilinear", "bicubic", "obmc-bilinear", "obmc-bicubic", "lanczos3", "lanczos4")
+
+
+def clip_report(frames: list, level: int, charge: float = motion.SMOOTHNESS) -> dict:
     pictures = [torch.from_numpy(f).permute(2, 0, 1)[None].float() / 255 for f in frames]
-    scores = {"bilinear": [], "bicubic": [], "lanczos3": [], "lanczos4": []}
+    scores = {k: [] for k in COLUMNS}
     picks = []
     for prev, cur in zip(pictures, pictures[1:]):
-        vectors = motion.estimate(cur, prev, motion.smoothness_for(level, 6))
+        vectors = motion.estimate(cur, prev, motion.smoothness_for(level, 6, charge))
         field = motion.flow(vectors, *cur.shape[-2:])
         for k, name in enumerate(motion.FILTERS):
-            scores[name].append(psnr(motion.predict(prev, vectors, torch.tensor([k])), cur))
+            for compensation, column in (("smooth", name), ("obmc", f"obmc-{name}")):
+                scores[column].append(psnr(motion.predict(prev, vectors, torch.tensor([k]), compensation), cur))
         for lobes in (3, 4):
             scores[f"lanczos{lobes}"].append(psnr(lanczos_warp(prev, field, lobes), cur))
         picks.append(int(motion.choose_filters(cur, prev, vectors)[0]))
@@ -85,13 +91,15 @@ def read_clip(clip: str, frames: int) -> list:
 
 
 def main(argv=None) -> int:
-    args = frame_pair_arguments(__doc__.splitlines()[0]).parse_args(argv)
-    report = {"frames": args.frames, "level": args.level, "clips": {}}
-    print(f"{'clip':32s} " + " ".join(f"{k:>9s}" for k in ("bilinear", "bicubic", "lanczos3", "lanczos4"))
-          + "  bicubic picked")
+    p = frame_pair_arguments(__doc__.splitlines()[0])
+    p.add_argument("--charge", type=float, default=motion.SMOOTHNESS,
+                   help="the search's smoothness charge at the default level (motion.CHARGES are the encoder's)")
+    args = p.parse_args(argv)
+    report = {"frames": args.frames, "level": args.level, "charge": args.charge, "clips": {}}
+    print(f"{'clip':32s} " + " ".join(f"{k:>13s}" for k in COLUMNS) + "  bicubic picked")
     for clip in args.clips:
-        r = report["clips"][Path(clip).stem] = clip_report(read_clip(clip, args.frames), args.level)
-        print(f"{Path(clip).stem[:32]:32s} " + " ".join(f"{v:9.2f}" for v in r["psnr"].values())
+        r = report["clips"][Path(clip).stem] = clip_report(read_clip(clip, args.frames), args.level, args.charge)
+        print(f"{Path(clip).stem[:32]:32s} " + " ".join(f"{v:13.2f}" for v in r["psnr"].values())
               + f"  {100 * r['bicubic_share']:.0f}%")
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=1))

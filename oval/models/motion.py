@@ -196,7 +196,8 @@ def flow(v: torch.Tensor, height: int, width: int, scale: int = 1) -> torch.Tens
 # compensation, as H.263's Annex F and AV1) blends the pictures predicted by the vectors of each
 # pixel's four nearest blocks, weighted bilinearly by distance to their centres: where the field is
 # smooth it predicts as "smooth" does, and where it is ragged each vector still moves its own
-# texture (mvtb-walls-r at charge 0.002: 35.8 dB against 27.7, docs/results/compensation.json).
+# texture (predicting original frames with bicubic: mvtb-walls-r 31.4 dB against 22.3, carphone
+# 33.9 against 32.9, lomiri-life's smooth pan the same; docs/results/compensation_charge0.0006.json).
 COMPENSATIONS = ("smooth", "obmc")
 
 
