@@ -7,7 +7,7 @@ change of the format (change oval.bitstream.FORMAT_VERSION with it). tests/test_
 compares each frame's MD5 with expected.json, as FFmpeg's FATE does with framemd5.
 
 The streams cover every frame type (I, P), every quality level, each colour space, odd sizes,
-explicit motion (both vector predictors) and the shipped default model. Small untrained models (seeded) keep the files tiny; their weights are
+explicit motion (both vector predictors, both compensations) and the shipped default model. Small untrained models (seeded) keep the files tiny; their weights are
 committed beside the streams, so a retrained default changes only the default's entries.
 """
 import hashlib
@@ -38,6 +38,7 @@ STREAMS = {
     "rt_residual_q4_gop0": ("tiny_rt_residual", 4, 0, 4, (48, 80), False),
     "rt_filter_q7_gop0": ("tiny_rt_filter", 7, 0, 5, (48, 80), False),
     "rt_median_vectors_q6_gop0": ("tiny_rt_median", 6, 0, 4, (64, 112), False),
+    "rt_obmc_q6_gop0": ("tiny_rt_obmc", 6, 0, 4, (64, 112), False),
     "default": ("default", None, None, 4, (144, 176)),  # its default quality and intra period
     # Earlier defaults ship on so that their streams decode: each keeps a golden stream.
     "shipped_rt_flat_2026_12_01": ("rt-flat-2026-12-01", None, None, 4, (144, 176)),
@@ -64,6 +65,8 @@ MODELS = {
                                    "switchable_filter": True}, 9),
     "tiny_rt_median": ("oval-rt", {"C": 16, "M": 16, "Z": 8, "P": 16, "motion": True, "residual": True,
                                    "switchable_filter": True, "vector_predictor": "median"}, 10),
+    "tiny_rt_obmc": ("oval-rt", {"C": 16, "M": 16, "Z": 8, "P": 16, "motion": True, "residual": True,
+                                 "switchable_filter": True, "vector_predictor": "median", "compensation": "obmc"}, 11),
 }
 
 
