@@ -5,7 +5,8 @@
 For each pair of consecutive original frames, the block matching of oval.models.motion (at level
 Q's smoothness for charge C at the default level) finds one set of vectors, and the previous frame
 is moved with each filter a switchable-filter model can name (bilinear, bicubic) in each
-compensation (motion.COMPENSATIONS: the smooth field, "obmc" the overlapped blocks) and, for
+compensation (motion.COMPENSATIONS: the smooth field, "obmc" the overlapped blocks; "obmc-search":
+with the vectors refined for the overlapped blend, as an obmc model's encoder searches) and, for
 reference only, warped along the smooth field with Lanczos windows of 3 and 4 lobes (what a sharper
 filter than bicubic would add). Prints the mean PSNR of each prediction per clip and how often the
 encoder's rule picks bicubic (smooth field). Original frames, not decoded ones: this measures the
@@ -54,7 +55,8 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
     return float(10 * torch.log10(1 / ((a - b) ** 2).mean().clamp_min(1e-12)))
 
 
-COLUMNS = ("bilinear", "bicubic", "obmc-bilinear", "obmc-bicubic", "lanczos3", "lanczos4")
+COLUMNS = ("bilinear", "bicubic", "obmc-bilinear", "obmc-bicubic", "obmc-search-bilinear", "obmc-search-bicubic",
+           "lanczos3", "lanczos4")
 
 
 def clip_report(frames: list, level: int, charge: float = motion.SMOOTHNESS) -> dict:
@@ -62,11 +64,14 @@ def clip_report(frames: list, level: int, charge: float = motion.SMOOTHNESS) -> 
     scores = {k: [] for k in COLUMNS}
     picks = []
     for prev, cur in zip(pictures, pictures[1:]):
-        vectors = motion.estimate(cur, prev, motion.smoothness_for(level, 6, charge))
+        charge_now = motion.smoothness_for(level, 6, charge)
+        vectors = motion.estimate(cur, prev, charge_now)
+        refined = motion.estimate(cur, prev, charge_now, "obmc")
         field = motion.flow(vectors, *cur.shape[-2:])
         for k, name in enumerate(motion.FILTERS):
             for compensation, column in (("smooth", name), ("obmc", f"obmc-{name}")):
                 scores[column].append(psnr(motion.predict(prev, vectors, torch.tensor([k]), compensation), cur))
+            scores[f"obmc-search-{name}"].append(psnr(motion.predict(prev, refined, torch.tensor([k]), "obmc"), cur))
         for lobes in (3, 4):
             scores[f"lanczos{lobes}"].append(psnr(lanczos_warp(prev, field, lobes), cur))
         picks.append(int(motion.choose_filters(cur, prev, vectors)[0]))

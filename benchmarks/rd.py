@@ -152,7 +152,7 @@ def oval_point(model, frames: list, fps: float, device, out: Path, quality: int,
 # "MODEL#level-cycle=A/B/.." codes the k-th P-frame of a group A, B, .. levels off the stream's
 # quality, cyclically (codec.Encoder's level_cycle; "-1/-1/-1/0": every fourth P-frame one level up).
 # Variants combine: "default#smoothness=0.0006/0.002#charge-probe=1".
-VARIANTS = ("no-skip", "no-second-pass", "no-context", "no-motion", "bilinear-only", "spynet", "smoothness=V",
+VARIANTS = ("no-skip", "no-second-pass", "no-context", "no-motion", "bilinear-only", "block-search", "spynet", "smoothness=V",
             "charge-probe=V", "vector-predictor=V", "intra-boost=V", "level-cycle=V", "charge-probe-at=V", "compensation=V")
 
 
@@ -196,6 +196,8 @@ def apply_variant(model, path: str, variant: str, device) -> None:
             1, 2, *motion.blocks_of(*x.shape[-2:]), dtype=torch.long, device=x.device),
             0 if model.config.switchable_filter else None)
         model.smoothness_charges = ()
+    if variant == "block-search":
+        model.overlapped_search = False
     if variant == "spynet":
         if not getattr(model.config, "motion", False):
             raise SystemExit(f"{path} has no explicit motion: #spynet needs a model trained with --motion")

@@ -32,7 +32,7 @@ from oval.io import read_frames
 from oval.kernels import frames_to_tensor
 from oval.losses import rd_loss
 from oval.models.blocks import DepthConvBlock
-from oval.models.store import build_model, save_model
+from oval.models.store import P_FRAMES_TRAINED, build_model, save_model
 from oval.train_config import TrainConfig, check_resume_keys, model_config, parse_args
 
 def make_loader(cfg: TrainConfig, files: list, d: distributed.Dist):
@@ -57,10 +57,14 @@ def make_loader(cfg: TrainConfig, files: list, d: distributed.Dist):
 def init_from(model, spec: str) -> tuple[int, str]:
     """Copies the tensors of a trained model whose names and shapes match; an intra model's
     factorized density seeds every quality level's. -> (how many tensors were copied, the stage
-    the source was trained in, '' where unknown; "intra" where its P-frames code another signal)."""
+    the source was trained in, '' where unknown; "intra" where its P-frames code another signal;
+    "inter" for an intra-stage run whose P-frames came trained from its own --init)."""
     from oval.models.store import load_model
     loaded = load_model(spec)
-    stage = getattr(loaded, "metadata", {}).get("stage", "")
+    metadata = getattr(loaded, "metadata", {})
+    stage = metadata.get("stage", "")
+    if stage == "intra" and metadata.get(P_FRAMES_TRAINED) == "1":
+        stage = "inter"
     if getattr(getattr(loaded, "config", None), "residual", False) != getattr(model.config, "residual", False):
         stage = "intra"  # its P-frames code something else: only its intra half carries over
     source = loaded.state_dict()
@@ -100,19 +104,19 @@ def lr_at(step: int, cfg: TrainConfig, time_fraction: float = 0.0) -> float:
     return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * t))
 
 
-def save_checkpoint(path: Path, model, optimizer, step: int, cfg: TrainConfig, rng: random.Random,
+def save_checkpoint(path: Path, model, optimizer, step: int, train_config: dict, rng: random.Random,
                     best: float, schedule_seconds: float = 0.0) -> None:
     tmp = path.with_name(path.name + ".part")
     torch.save({"arch": model.arch, "model_config": dataclasses.asdict(model.config),
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
-                "best": best, "schedule_seconds": schedule_seconds, "train_config": dataclasses.asdict(cfg),
+                "best": best, "schedule_seconds": schedule_seconds, "train_config": train_config,
                 "torch_rng": torch.get_rng_state(), "py_rng": rng.getstate()}, tmp)  # nested tuples of ints: safe for weights_only loading
     os.replace(tmp, path)
 
 
 def load_checkpoint(path: Path, cfg: TrainConfig, model, optimizer,
-                    rng: random.Random) -> tuple[int, float, float]:
-    """-> (step, best, schedule_seconds)"""
+                    rng: random.Random) -> tuple[int, float, float, dict]:
+    """-> (step, best, schedule_seconds, the run's saved train_config)"""
     ckpt = torch.load(str(path), map_location="cpu", weights_only=True)
     check_resume_keys(ckpt.get("train_config", {}), cfg, path)
     model.load_state_dict(ckpt["model"])
@@ -120,7 +124,8 @@ def load_checkpoint(path: Path, cfg: TrainConfig, model, optimizer,
     torch.set_rng_state(ckpt["torch_rng"])
     version, state, gauss = ckpt["py_rng"]
     rng.setstate((version, tuple(state), gauss))
-    return ckpt["step"], ckpt.get("best", float("inf")), float(ckpt.get("schedule_seconds", 0.0))
+    return (ckpt["step"], ckpt.get("best", float("inf")), float(ckpt.get("schedule_seconds", 0.0)),
+            ckpt.get("train_config", {}))
 
 
 class Logger:
@@ -254,16 +259,18 @@ def prepare_model(cfg: TrainConfig, resume: bool, d: distributed.Dist, rng: rand
         groups.append({"params": new, "lr_scale": cfg.new_part_lr_scale})
     optimizer = torch.optim.Adam(groups, lr=cfg.lr)
     step, best, schedule_seconds = 0, float("inf"), 0.0
+    p_frames_trained = cfg.stage != "intra" or init_stage in ("inter", "joint")
     if resume:
         last = out / "checkpoints" / "last.pt"
         if last.is_file():
-            step, best, schedule_seconds = load_checkpoint(last, cfg, model, optimizer, rng)
+            step, best, schedule_seconds, saved = load_checkpoint(last, cfg, model, optimizer, rng)
         elif checkpoint.has_state(out):
             step, best, saved, schedule_seconds = checkpoint.load_state(out, model, optimizer, rng)
             check_resume_keys(saved, cfg, out / checkpoint.STATE_DIR)
         else:
             raise OvalError(f"nothing to resume: neither {last} nor {out / checkpoint.STATE_DIR} exists")
-    return model, optimizer, step, best, schedule_seconds
+        p_frames_trained = cfg.stage != "intra" or bool(saved.get(P_FRAMES_TRAINED, False))
+    return model, optimizer, step, best, schedule_seconds, p_frames_trained
 
 
 class Statistics:
@@ -309,7 +316,8 @@ def train(cfg: TrainConfig, resume: bool = False) -> Optional[Path]:
         (out / "checkpoints").mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed + d.rank)
     rng = random.Random(cfg.seed)
-    model, optimizer, step, best, trained_before = prepare_model(cfg, resume, d, rng, out)
+    model, optimizer, step, best, trained_before, p_frames_trained = prepare_model(cfg, resume, d, rng, out)
+    saved_config = dict(dataclasses.asdict(cfg), **{P_FRAMES_TRAINED: p_frames_trained})
     rt = cfg.arch == "oval-rt"
     last, best_path = out / "checkpoints" / "last.pt", out / "checkpoints" / "best.pt"
     start_step = step
@@ -338,8 +346,8 @@ def train(cfg: TrainConfig, resume: bool = False) -> Optional[Path]:
     statistics, skipped, val, last_save = Statistics(), 0, {}, time.time()
 
     def save_all() -> None:
-        save_checkpoint(last, model, optimizer, step, cfg, rng, best, schedule_seconds())
-        checkpoint.save_state(out, model, optimizer, step, dataclasses.asdict(cfg), rng, best, schedule_seconds())
+        save_checkpoint(last, model, optimizer, step, saved_config, rng, best, schedule_seconds())
+        checkpoint.save_state(out, model, optimizer, step, saved_config, rng, best, schedule_seconds())
 
     try:
         while (step < cfg.steps or cfg.steps == 0) and time.time() < deadline:
@@ -393,7 +401,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> Optional[Path]:
                 cost = lmbda_val * 255**2 * val["mse"] + val["bpp"]
                 if cost < best:
                     best = cost
-                    save_checkpoint(best_path, model, optimizer, step, cfg, rng, best, schedule_seconds())
+                    save_checkpoint(best_path, model, optimizer, step, saved_config, rng, best, schedule_seconds())
             if d.main and (step % cfg.save_every == 0 or time.time() - last_save > 60 * cfg.save_minutes):
                 save_all()
                 last_save = time.time()
@@ -415,6 +423,8 @@ def train(cfg: TrainConfig, resume: bool = False) -> Optional[Path]:
         model.eval()
         model.update()
         meta = {"steps": step, "data": " ".join(cfg.data), "stage": cfg.stage if rt else ""}
+        if rt:
+            meta[P_FRAMES_TRAINED] = "1" if p_frames_trained else "0"
         if not model.levels:
             meta["lmbda"] = cfg.lmbda
         save_model(model, out / "model.safetensors", meta)

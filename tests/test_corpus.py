@@ -139,6 +139,29 @@ def test_a_new_part_trains_on_top_of_trained_p_frames(corpus, tmp_path):
     assert torch.allclose(after.g_a_inter.fuse.weight, before.g_a_inter.fuse.weight, atol=1e-6)
 
 
+def test_an_intra_run_on_trained_p_frames_records_them_and_init_from_it_keeps_them(corpus, tmp_path):
+    """--stage intra on a model whose P-frames were trained (here: joint) leaves them trained; the
+    saved model and the run's compact state say so, and --init from either is not restarted."""
+    from oval.models.store import P_FRAMES_TRAINED, load_model
+    from oval.train import init_from
+    common = ["--data", str(corpus), "--arch", "oval-rt", "--C", "16", "--M", "16", "--crop", "64",
+              "--batch-size", "1", "--log-every", "1", "--val-every", "1000", "--val-frames", "2",
+              "--val", str(corpus / "clips" / "bikes-bikes.mp4"), "--steps", "1"]
+    assert train_main(common + ["--out", str(tmp_path / "joint"), "--frames", "2"]) == 0
+    assert train_main(common + ["--out", str(tmp_path / "fresh"), "--stage", "intra"]) == 0
+    assert train_main(common + ["--out", str(tmp_path / "intra"), "--stage", "intra",
+                                "--init", str(tmp_path / "joint")]) == 0
+    assert load_model(str(tmp_path / "fresh")).metadata[P_FRAMES_TRAINED] == "0"
+    assert load_model(str(tmp_path / "intra")).metadata[P_FRAMES_TRAINED] == "1"
+    target = load_model(str(tmp_path / "joint"))
+    assert init_from(target, str(tmp_path / "fresh"))[1] == "intra"
+    assert init_from(target, str(tmp_path / "intra"))[1] == "inter"
+    (tmp_path / "intra" / "model.safetensors").unlink()  # what the repository keeps: the compact state
+    (tmp_path / "intra" / "checkpoints" / "last.pt").unlink()
+    (tmp_path / "intra" / "checkpoints" / "best.pt").unlink(missing_ok=True)
+    assert init_from(target, str(tmp_path / "intra"))[1] == "inter"
+
+
 def test_lead_frames_train_p_frames_on_deep_references(corpus, tmp_path):
     """--lead-frames reads that many more frames per clip and trains only the last --frames - 1;
     the slice records it, and it is refused where there are no P-frames to lead into."""

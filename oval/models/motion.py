@@ -11,6 +11,8 @@ because they move pixels with vectors. The vectors are integers decoded from the
 only use they have on the table path is `shift_cells`, an integer gather: table choice stays exact.
 The warps are float and shape pixels only, like the rest of the synthesis.
 """
+import functools
+
 import numpy as np
 import torch
 from torch.nn import functional as F
@@ -31,6 +33,8 @@ SMOOTHNESS = 0.0006
 # scatter at 0.0006 (mvtb-walls-r: -38.3% probing 0.0006 and 0.002, then -15.5% more with 0.006
 # too, docs/results/compare_charge_probe.json and compare_charge_set.json).
 CHARGES = (SMOOTHNESS, 0.002, 0.006)
+# The steps, in pixels, of the refinement for overlapped compensation after the block search.
+OVERLAPPED_STEPS = (0.5, 0.25)
 
 
 def smoothness_for(level, default_level: int, charge: float = SMOOTHNESS):
@@ -151,14 +155,106 @@ def blocks_of(height: int, width: int) -> tuple[int, int]:
     return -(-height // BLOCK), -(-width // BLOCK)
 
 
+class _Overlap:
+    """What the overlapped refinement needs of a padded frame's geometry, computed once per search:
+    the four terms of the overlapped blend (_overlapped) at each pixel (their weights and the raster
+    index of the block whose vector each moves by, edge blocks repeated as _overlapped pads the
+    field), the phases of the 2x2 block lattice, and grid_sample's identity grid."""
+
+    def __init__(self, height: int, width: int, hb: int, wb: int, device):
+        rows = (torch.arange(height, device=device, dtype=torch.float32) + 0.5) / BLOCK - 0.5
+        cols = (torch.arange(width, device=device, dtype=torch.float32) + 0.5) / BLOCK - 0.5
+        row0, col0 = torch.floor(rows), torch.floor(cols)
+        fy, fx = rows - row0, cols - col0
+        weights, blocks = [], []
+        for dy in (0, 1):
+            for dx in (0, 1):
+                weights.append((fy if dy else 1 - fy)[:, None] * (fx if dx else 1 - fx)[None, :])
+                r = (row0.long() + dy).clamp(0, hb - 1)
+                c = (col0.long() + dx).clamp(0, wb - 1)
+                blocks.append(r[:, None] * wb + c[None, :])
+        self.weight, self.index = torch.stack(weights), torch.stack(blocks)  # (4, H, W)
+        self.blocks = hb, wb
+        self.identity = _identity_grid(height, width, device).permute(0, 2, 3, 1)  # (1, H, W, 2)
+        self.scale = torch.tensor([2 / max(width - 1, 1), 2 / max(height - 1, 1)], device=device)
+        block_rows = torch.arange(hb, device=device)[:, None].expand(hb, wb)
+        block_cols = torch.arange(wb, device=device)[None, :].expand(hb, wb)
+        self.phases = []
+        for phase_row in (0, 1):
+            for phase_col in (0, 1):
+                in_phase = ((self.index // wb) % 2 == phase_row) & ((self.index % wb) % 2 == phase_col)
+                owner = torch.where(in_phase, self.index, -1).amax(0)  # the phase block at each pixel, -1: none
+                self.phases.append(((self.weight * in_phase).sum(0), owner.clamp_min(0).flatten(),
+                                    (owner + 1).flatten(),  # 0 collects the pixels no phase block reaches
+                                    (block_rows % 2 == phase_row) & (block_cols % 2 == phase_col)))
+
+    def grid(self, per_pixel: torch.Tensor) -> torch.Tensor:
+        """grid_sample's grid for per-pixel vectors (B, H·W, 2) in pixels."""
+        return self.identity + (per_pixel * self.scale).view(len(per_pixel), *self.identity.shape[1:])
+
+    def predict(self, ref: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """_overlapped(ref, v) with bilinear taps, the geometry precomputed. v: (B, 2, hb, wb) in pixels."""
+        per_block = v.flatten(2).transpose(1, 2)  # (B, hb·wb, 2)
+        out = 0
+        for weight, index in zip(self.weight, self.index):
+            grid = self.grid(per_block[:, index.flatten()])
+            out = out + weight * F.grid_sample(ref, grid, mode="bilinear", padding_mode="border", align_corners=True)
+        return out
+
+
+@functools.lru_cache(maxsize=4)
+def _overlap_of(height: int, width: int, hb: int, wb: int, device) -> _Overlap:
+    return _Overlap(height, width, hb, wb, device)  # one per frame size: an encoder's frames share it
+
+
+def _overlapped_refine(cur: torch.Tensor, ref: torch.Tensor, v: torch.Tensor, step: float, smoothness,
+                       overlap: _Overlap) -> torch.Tensor:
+    """_refine for overlapped compensation: each block's candidates are judged by the blended
+    prediction over every pixel its vector reaches (its 2x2-block neighbourhood), its neighbours'
+    vectors held. Blocks two apart in both directions reach disjoint pixels, so the four phases of
+    the 2x2 lattice are searched one after another, each exactly, the prediction updated between.
+    cur, ref: luma (B, 1, hb·16, wb·16); v: (B, 2, hb, wb) in pixels."""
+    b = len(v)
+    hb, wb = overlap.blocks
+    prediction = overlap.predict(ref, v)  # kept up to date phase by phase
+    for reach, gather, slot, mine in overlap.phases:
+        own = overlap.grid(v.flatten(2).transpose(1, 2)[:, gather])  # each pixel moved by its phase block
+        moved_now = F.grid_sample(ref, own, mode="bilinear", padding_mode="border", align_corners=True)
+        rest = cur - prediction + reach * moved_now  # the error once the phase block's term is taken out
+        slots = slot.expand(b, -1)
+        median = local_median(v)
+        best_cost, best, best_moved = None, v, moved_now
+        for dy in (0, -1, 1):
+            for dx in (0, -1, 1):
+                delta = torch.tensor([dx * step, dy * step], device=v.device, dtype=v.dtype)
+                moved = F.grid_sample(ref, own + delta * overlap.scale, mode="bilinear", padding_mode="border",
+                                      align_corners=True)
+                error = (rest - reach * moved).abs().flatten(1)
+                cost = torch.zeros(b, hb * wb + 1, device=v.device, dtype=error.dtype).scatter_add_(1, slots, error)
+                cand = v + delta[None, :, None, None]
+                cost = cost[:, 1:].view(b, 1, hb, wb) / (BLOCK * BLOCK)
+                cost = cost + smoothness * (cand - median).abs().sum(1, keepdim=True)
+                if best_cost is None:
+                    best_cost = cost
+                    continue
+                better = (cost < best_cost) & mine
+                best_cost = torch.where(better, cost, best_cost)
+                best = torch.where(better, cand, best)
+                best_moved = torch.where(better.flatten(1)[:, gather].view_as(moved), moved, best_moved)
+        v = best
+        prediction = prediction + reach * (best_moved - moved_now)
+    return v
+
+
 @torch.no_grad()
-def estimate(cur: torch.Tensor, ref: torch.Tensor, smoothness=SMOOTHNESS) -> torch.Tensor:
+def estimate(cur: torch.Tensor, ref: torch.Tensor, smoothness=SMOOTHNESS, compensation: str = "smooth") -> torch.Tensor:
     """Motion of cur (B, 3, H, W) from ref: (B, 2, ceil(H/16), ceil(W/16)) int64 quarter-pel
     vectors v with cur(p) ≈ ref(p + v). Full search at 1/4 resolution, integer refinement at 1/2
     and full resolution, then half- and quarter-pel refinement. smoothness: the cost, in mean
     absolute difference per pixel, of each pixel a vector strays from its neighbours' median (a
     stand-in for the bits a ragged field costs; more for lower rates), a float or one per frame
-    as a (B, 1, 1, 1) tensor."""
+    as a (B, 1, 1, 1) tensor. compensation "obmc": the vectors are refined last for the overlapped
+    blend that will move the picture (_overlapped_refine), not each for its own block."""
     h, w = cur.shape[-2:]
     hb, wb = blocks_of(h, w)
     pad = (0, wb * BLOCK - w, 0, hb * BLOCK - h)
@@ -172,6 +268,10 @@ def estimate(cur: torch.Tensor, ref: torch.Tensor, smoothness=SMOOTHNESS) -> tor
         v = _refine(cur1, ref1, 2 * v if step == 1.0 else v, BLOCK, step, 1, smoothness, identity1)
     for _ in range(2):
         v = _snap(cur1, ref1, v, smoothness, identity1)
+    if compensation == "obmc":
+        overlap = _overlap_of(*cur1.shape[-2:], hb, wb, cur.device)
+        for step in OVERLAPPED_STEPS:
+            v = _overlapped_refine(cur1, ref1, v, step, smoothness, overlap)
     return torch.round(v * QPEL).long()
 
 

@@ -187,6 +187,9 @@ class RTModel(MultiRate, nn.Module):
         # The block matching's smoothness charges the encoder may choose between (an encoder's
         # choice: any decodes; an ablation that fixes the vectors empties it).
         self.smoothness_charges = motion.CHARGES if cfg.motion else ()
+        # Whether the encoder refines the vectors for the overlapped blend an obmc model moves by
+        # (an encoder's choice; training keeps the cheaper block search).
+        self.overlapped_search = True
         self.prior_intra = LatentPrior(cfg.M, cfg.Z, cfg.P, temporal=False, checkerboard=cfg.checkerboard, skip=cfg.skip)
         self.prior_inter = LatentPrior(cfg.M, cfg.Z, cfg.P, temporal=True, checkerboard=cfg.checkerboard, skip=cfg.skip)
         lambdas = torch.tensor(QUALITY_LAMBDAS[:cfg.levels], dtype=torch.float32)
@@ -310,8 +313,9 @@ class RTModel(MultiRate, nn.Module):
         ablations); charge: the block matching's smoothness charge at the default level (None:
         motion.SMOOTHNESS)."""
         charge = motion.SMOOTHNESS if charge is None else charge
+        search = self.config.compensation if self.overlapped_search else "smooth"
         return self.motion_for(x, reference, motion.estimate(x, reference.picture,
-                                                             motion.smoothness_for(level, DEFAULT_LEVEL, charge)))
+                                                             motion.smoothness_for(level, DEFAULT_LEVEL, charge), search))
 
     def motion_for(self, x: torch.Tensor, reference: Reference, vectors: torch.Tensor) -> Motion:
         """What a P-frame sends with these vectors: with a switchable filter, the one that predicts

@@ -64,6 +64,12 @@ def build_model(arch: str, config: dict) -> torch.nn.Module:
         raise OvalError(f"model config does not fit {arch!r}: {e}") from None
 
 
+# Metadata (and a run's saved train_config) key: "1" where the P-frames have been trained, by the
+# run or by the runs its --init came from. An intra-stage run on a model whose P-frames were
+# trained records stage "intra" and keeps them; --init from it must not restart them.
+P_FRAMES_TRAINED = "p_frames_trained"
+
+
 def save_model(model: torch.nn.Module, path: str | os.PathLike, metadata: dict | None = None) -> None:
     """Writes weights + entropy tables as safetensors, atomically (temporary name, then rename)."""
     from safetensors.torch import save_file
@@ -98,7 +104,8 @@ def _load_checkpoint(path: Path):
         raise OvalError(f"cannot read checkpoint {path}: {str(e).splitlines()[0]}") from None
     if not isinstance(ckpt, dict) or "model" not in ckpt or "arch" not in ckpt:
         raise OvalError(f"{path} is not an OVAL checkpoint")
-    meta = {k: str(v) for k, v in ckpt.get("train_config", {}).items() if k in ("lmbda", "steps")}
+    meta = {k: str(v) for k, v in ckpt.get("train_config", {}).items() if k in ("lmbda", "steps", "stage")}
+    meta.update(_p_frames_trained(ckpt.get("train_config", {})))
     return ckpt["arch"], ckpt.get("model_config", {}), ckpt["model"], meta
 
 
@@ -128,7 +135,12 @@ def _load_run_state(path: Path):
     model = build_model(meta.get("arch", ""), meta.get("model_config", {}))
     checkpoint.load_weights(path.parent.parent, model)
     return meta["arch"], model, {"steps": str(meta.get("step", "")),
-                                 "stage": str(meta.get("train_config", {}).get("stage", ""))}
+                                 "stage": str(meta.get("train_config", {}).get("stage", "")),
+                                 **_p_frames_trained(meta.get("train_config", {}))}
+
+
+def _p_frames_trained(train_config: dict) -> dict:
+    return {P_FRAMES_TRAINED: "1" if train_config[P_FRAMES_TRAINED] else "0"} if P_FRAMES_TRAINED in train_config else {}
 
 
 def load_model(spec: str = "default", device: str | torch.device = "cpu") -> torch.nn.Module:
