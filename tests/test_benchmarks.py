@@ -242,7 +242,8 @@ def test_interpolation_scores_each_filter_with_the_same_vectors(tmp_path, capsys
     out = tmp_path / "interpolation.json"
     assert script("interpolation").main([clip, "--frames", "3", "--json", str(out)]) == 0
     report = json.loads(out.read_text())["clips"]["pan"]
-    assert set(report["psnr"]) == {"bilinear", "bicubic", "obmc-bilinear", "obmc-bicubic", "lanczos3", "lanczos4"}
+    assert set(report["psnr"]) == {"bilinear", "bicubic", "obmc-bilinear", "obmc-bicubic",
+                                    "obmc-search-bilinear", "obmc-search-bicubic", "lanczos3", "lanczos4"}
     assert report["psnr"]["bicubic"] > report["psnr"]["bilinear"] + 1
     # One motion for the whole frame: the overlapped blocks move it as the smooth field does.
     assert abs(report["psnr"]["obmc-bicubic"] - report["psnr"]["bicubic"]) < 0.25
