@@ -157,22 +157,15 @@ def blocks_of(height: int, width: int) -> tuple[int, int]:
 
 class _Overlap:
     """What the overlapped refinement needs of a padded frame's geometry, computed once per search:
-    the four terms of the overlapped blend (_overlapped) at each pixel (their weights and the raster
-    index of the block whose vector each moves by, edge blocks repeated as _overlapped pads the
-    field), the phases of the 2x2 block lattice, and grid_sample's identity grid."""
+    the four terms of the overlapped blend (_blend_terms) at each pixel (their weights and the
+    raster index of the block whose vector each moves by), the phases of the 2x2 block lattice,
+    and grid_sample's identity grid."""
 
     def __init__(self, height: int, width: int, hb: int, wb: int, device):
-        rows = (torch.arange(height, device=device, dtype=torch.float32) + 0.5) / BLOCK - 0.5
-        cols = (torch.arange(width, device=device, dtype=torch.float32) + 0.5) / BLOCK - 0.5
-        row0, col0 = torch.floor(rows), torch.floor(cols)
-        fy, fx = rows - row0, cols - col0
         weights, blocks = [], []
-        for dy in (0, 1):
-            for dx in (0, 1):
-                weights.append((fy if dy else 1 - fy)[:, None] * (fx if dx else 1 - fx)[None, :])
-                r = (row0.long() + dy).clamp(0, hb - 1)
-                c = (col0.long() + dx).clamp(0, wb - 1)
-                blocks.append(r[:, None] * wb + c[None, :])
+        for weight, rows, cols in _blend_terms(height, width, BLOCK, hb, wb, device):
+            weights.append(weight)
+            blocks.append(rows[:, None] * wb + cols[None, :])
         self.weight, self.index = torch.stack(weights), torch.stack(blocks)  # (4, H, W)
         self.blocks = hb, wb
         self.identity = _identity_grid(height, width, device).permute(0, 2, 3, 1)  # (1, H, W, 2)
@@ -301,26 +294,29 @@ def flow(v: torch.Tensor, height: int, width: int, scale: int = 1) -> torch.Tens
 COMPENSATIONS = ("smooth", "obmc")
 
 
-def _overlapped(x: torch.Tensor, vectors: torch.Tensor, scale: int, mode: str) -> torch.Tensor:
-    """OBMC of x (B, C, H, W) by quarter-pel block vectors, x in units of `scale` pixels."""
-    per_block = BLOCK // scale
-    h, w = x.shape[-2:]
-    hb, wb = vectors.shape[-2:]
-    v = F.pad(vectors.float() / (QPEL * scale), (1, 1, 1, 1), mode="replicate")  # edge blocks repeated
-    # Each pixel's place in block units, measured from the centre of block 0: its nearest centres
-    # are blocks floor(.) and floor(.) + 1 (index + 1 in the padded field).
-    rows = (torch.arange(h, device=x.device, dtype=torch.float32) + 0.5) / per_block - 0.5
-    cols = (torch.arange(w, device=x.device, dtype=torch.float32) + 0.5) / per_block - 0.5
+def _blend_terms(height: int, width: int, per_block: int, hb: int, wb: int, device):
+    """The four terms of the overlapped blend at each pixel of a (height, width) picture with
+    per_block pixels to a block: for (dy, dx) in (0, 1)², the term's weight (H, W), and the row (H,)
+    and column (W,) of the block whose vector it moves by (edge blocks repeated). Each pixel's
+    place in block units is measured from the centre of block 0: its nearest centres are blocks
+    floor(.) and floor(.) + 1, weighted bilinearly by distance."""
+    rows = (torch.arange(height, device=device, dtype=torch.float32) + 0.5) / per_block - 0.5
+    cols = (torch.arange(width, device=device, dtype=torch.float32) + 0.5) / per_block - 0.5
     row0, col0 = torch.floor(rows), torch.floor(cols)
     fy, fx = rows - row0, cols - col0
-    row0, col0 = row0.long() + 1, col0.long() + 1
-    out = None
     for dy in (0, 1):
         for dx in (0, 1):
-            field = v[:, :, (row0 + dy).clamp(0, hb + 1)][:, :, :, (col0 + dx).clamp(0, wb + 1)]
-            weight = ((fy if dy else 1 - fy)[:, None] * (fx if dx else 1 - fx)[None, :])[None, None]
-            term = weight * warp(x, field, mode)
-            out = term if out is None else out + term
+            weight = (fy if dy else 1 - fy)[:, None] * (fx if dx else 1 - fx)[None, :]
+            yield weight, (row0.long() + dy).clamp(0, hb - 1), (col0.long() + dx).clamp(0, wb - 1)
+
+
+def _overlapped(x: torch.Tensor, vectors: torch.Tensor, scale: int, mode: str) -> torch.Tensor:
+    """OBMC of x (B, C, H, W) by quarter-pel block vectors, x in units of `scale` pixels."""
+    v = vectors.float() / (QPEL * scale)
+    out = None
+    for weight, rows, cols in _blend_terms(*x.shape[-2:], BLOCK // scale, *vectors.shape[-2:], x.device):
+        term = weight[None, None] * warp(x, v[:, :, rows][:, :, :, cols], mode)
+        out = term if out is None else out + term
     return out
 
 
