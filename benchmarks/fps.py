@@ -1,13 +1,16 @@
 """Throughput and bits per frame, per stage and end to end, at several frame sizes.
 
     python benchmarks/fps.py [--model default|PATH] [--device auto|cpu|cuda] [--backend torch|onnxruntime|tensorrt]
-                             [--sizes 360p,720p,1080p] [--frames N] [--clip bigbuckbunny] [--json PATH]
+                             [--sizes 360p,720p,1080p] [--frames N] [--clip bigbuckbunny] [--presets medium,fast]
+                             [--json PATH]
 
 Frames are real (a sample clip scaled to each size), written once as H.264 so the read stage
 decodes video as oval-encode does. Every stage is timed per frame after a warm-up, with CUDA events
 on a GPU and the host clock on the CPU; the figures are medians. encode_fps and decode_fps are the
 codec's own sessions end to end on frames in memory (the encoder includes the reconstruction it
-always makes); bits_per_frame is the mean size of a frame's unit in the stream.
+always makes); bits_per_frame is the mean size of a frame's unit in the stream. With several --presets, each
+preset's encoder runs in turn, twice over, and each one's encode_fps and bits_per_frame are kept
+under "presets" (the stages and the decoder are the first preset's).
 """
 import argparse
 import io
@@ -74,9 +77,10 @@ def scaled_frames(clip: str, n: int, size: tuple) -> list:
     return out
 
 
-def code_stages(model, x, shape, reference, timer):
+def code_stages(model, x, shape, reference, timer, search=None):
     """One frame through the coding stages, each timed: an intra model's frame, or a temporal
-    model's P-frame when it has a reference (its steady state)."""
+    model's P-frame when it has a reference (its steady state). search: an oval-rt encoder's motion
+    search (motion.SEARCHES; None: the model's)."""
     if not model.temporal:
         eb = model.entropy_bottleneck
         y = timer("analysis", lambda: model.analysis(x))
@@ -88,7 +92,7 @@ def code_stages(model, x, shape, reference, timer):
         data = model.compress_frame(x, q, None)
         return model.decompress_frame(data, shape, q, None)
     if hasattr(model, "prior_inter"):  # oval-rt: the integer prior runs inside entropy coding
-        return rt_stages(model, x, shape, reference, timer)
+        return rt_stages(model, x, shape, reference, timer, search)
     f, memory = timer("context", lambda: model.features(reference))
     mean, scale = timer("prior", lambda: model.entropy_parameters(reference, f, q))
     y = timer("analysis", lambda: model.encode_latent(x, q, f))
@@ -98,14 +102,14 @@ def code_stages(model, x, shape, reference, timer):
     return x_hat.clamp_(0, 1), Reference(z, memory)
 
 
-def rt_stages(model, x, shape, reference, timer):
+def rt_stages(model, x, shape, reference, timer, search=None):
     """An oval-rt P-frame: "prior" times the decoder's integer networks alone; the entropy stages
     include them (the encoder runs them once to code, the decoder once to decode)."""
     prior, q = model.prior_inter, model.default_quality
     lv = model._level(q)
     moves = None
     if model.config.motion:  # estimation is the encoder's alone; coding the vectors costs both sides little
-        moves = timer("motion_estimation", lambda: model.estimate_motion(x, reference, q))
+        moves = timer("motion_estimation", lambda: model.estimate_motion(x, reference, q, search=search))
         motion_bytes = timer("motion_coding", lambda: model._motion_header(moves))
     cond = timer("context", lambda: model._context(reference, moves))
     context, latent16 = cond.context, cond.latent16
@@ -122,7 +126,7 @@ def rt_stages(model, x, shape, reference, timer):
     return x_hat, type(reference)(feature, y16, x_hat if model.config.motion else None)
 
 
-def bench_size(model, frames: list, device: torch.device, workdir: Path) -> dict:
+def bench_size(model, frames: list, device: torch.device, workdir: Path, presets: tuple = (codec.DEFAULT_PRESET,)) -> dict:
     h, w = frames[0].shape[:2]
     src = workdir / f"in_{w}x{h}.mp4"
     writer = VideoWriter(src, w, h)
@@ -139,7 +143,7 @@ def bench_size(model, frames: list, device: torch.device, workdir: Path) -> dict
             rgb = timer("read", lambda: next(decoded))
             x = timer("colour_in", lambda: pad_to_stride(
                 frames_to_tensor(torch.from_numpy(rgb).to(device), model.colour_space), model.stride))
-            x_hat, reference = code_stages(model, x, shape, reference, timer)
+            x_hat, reference = code_stages(model, x, shape, reference, timer, codec.PRESETS[presets[0]])
             out = timer("colour_out", lambda: tensor_to_frames(x_hat[:, :, :h, :w], model.colour_space).cpu().numpy()[0])
             timer("write", lambda: out_writer.write(out))
             if i == 0:
@@ -147,15 +151,13 @@ def bench_size(model, frames: list, device: torch.device, workdir: Path) -> dict
     out_writer.close()
     stages = timer.medians()
 
-    sink = io.BytesIO()
-    encoder = codec.Encoder(model, sink, w, h, 25, len(frames), device)
-    encoder.encode(frames[0])
-    sizes, enc_times = [], []
-    for f in frames:
-        t = time.perf_counter()
-        sizes.append(encoder.encode(f).bytes)
-        enc_times.append(time.perf_counter() - t)
-    encoder.close()
+    # Each preset's encoder in turn, twice over, so that a busy machine slows each alike.
+    runs, streams = {preset: ([], []) for preset in presets}, {}
+    for _ in range(2 if len(presets) > 1 else 1):
+        for preset in presets:
+            streams[preset], sizes, times = encode_session(model, frames, device, preset)
+            runs[preset] = sizes, runs[preset][1] + times  # the same frames: the same sizes each round
+    sink, (sizes, enc_times) = streams[presets[0]], runs[presets[0]]
     reader = codec.open_stream(io.BytesIO(sink.getvalue()))
     decoder = codec.Decoder(model, reader.header, device)
     packets = [p for p in reader if isinstance(p, FramePacket)]
@@ -166,9 +168,30 @@ def bench_size(model, frames: list, device: torch.device, workdir: Path) -> dict
         decoder.decode(p)
         dec_times.append(time.perf_counter() - t)
     bits = 8 * float(np.mean(sizes[1:]))
-    return {"width": w, "height": h, "frames": len(frames), "stages_ms": stages,
-            "encode_fps": 1 / statistics.median(enc_times), "decode_fps": 1 / statistics.median(dec_times),
-            "bits_per_frame": bits, "bpp": bits / (w * h)}
+    result = {"width": w, "height": h, "frames": len(frames), "stages_ms": stages, "preset": presets[0],
+              "encode_fps": 1 / statistics.median(enc_times), "decode_fps": 1 / statistics.median(dec_times),
+              "bits_per_frame": bits, "bpp": bits / (w * h)}
+    if len(presets) > 1:
+        result["presets"] = {preset: {"encode_fps": 1 / statistics.median(times),
+                                      "bits_per_frame": 8 * float(np.mean(sizes[1:]))}
+                             for preset, (sizes, times) in runs.items()}
+    return result
+
+
+def encode_session(model, frames: list, device: torch.device, preset: str) -> tuple:
+    """The codec's encoder on the frames after one warm-up frame: (the stream, each frame's bytes,
+    each frame's seconds)."""
+    h, w = frames[0].shape[:2]
+    sink = io.BytesIO()
+    encoder = codec.Encoder(model, sink, w, h, 25, len(frames), device, preset=preset)
+    encoder.encode(frames[0])
+    sizes, times = [], []
+    for f in frames:
+        t = time.perf_counter()
+        sizes.append(encoder.encode(f).bytes)
+        times.append(time.perf_counter() - t)
+    encoder.close()
+    return sink, sizes, times
 
 
 def main(argv=None) -> int:
@@ -179,8 +202,14 @@ def main(argv=None) -> int:
     p.add_argument("--sizes", default="360p,720p,1080p")
     p.add_argument("--frames", type=int, default=8)
     p.add_argument("--clip", default="bigbuckbunny")
+    p.add_argument("--presets", default=codec.DEFAULT_PRESET,
+                   help="encoder presets (codec.PRESETS) to time, comma-separated; the first is the stages' and "
+                        "the decoder's (default %(default)s)")
     p.add_argument("--json", metavar="PATH")
     args = p.parse_args(argv)
+    presets = tuple(args.presets.split(","))
+    if not presets or any(preset not in codec.PRESETS for preset in presets):
+        raise SystemExit(f"--presets takes names from {', '.join(codec.PRESETS)}, not {args.presets!r}")
     device = pick_device(args.device)
     from oval.device import set_coding_math
     set_coding_math()  # what oval-encode and oval-decode run with
@@ -191,7 +220,7 @@ def main(argv=None) -> int:
             if name not in SIZES:
                 raise SystemExit(f"unknown size {name!r}; choose from {', '.join(SIZES)}")
             frames = scaled_frames(args.clip, args.frames + 1, SIZES[name])
-            results[name] = bench_size(model, frames, device, Path(tmp))
+            results[name] = bench_size(model, frames, device, Path(tmp), presets)
     stages = list(next(iter(results.values()))["stages_ms"])
     device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
     print(f"{args.clip} scaled, {args.frames} timed frames per size, backend {args.backend}, {device_name}")
@@ -201,6 +230,8 @@ def main(argv=None) -> int:
         cells = [f"{r['stages_ms'][s]:.1f}" for s in stages]
         print(f"| {name} | " + " | ".join(cells) + f" | {r['encode_fps']:.2f} | {r['decode_fps']:.2f} | "
               f"{r['bits_per_frame']:.0f} |")
+        for preset, run in r.get("presets", {}).items():
+            print(f"  {name} preset {preset}: encode {run['encode_fps']:.2f} fps, {run['bits_per_frame']:.0f} bits/frame")
     macs = None
     if hasattr(model, "graphs"):
         from oval.models.rt import macs_per_pixel

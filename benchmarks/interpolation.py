@@ -66,7 +66,7 @@ def clip_report(frames: list, level: int, charge: float = motion.SMOOTHNESS) -> 
     for prev, cur in zip(pictures, pictures[1:]):
         charge_now = motion.smoothness_for(level, 6, charge)
         vectors = motion.estimate(cur, prev, charge_now)
-        refined = motion.estimate(cur, prev, charge_now, "obmc")
+        refined = motion.estimate(cur, prev, charge_now, "overlapped")
         field = motion.flow(vectors, *cur.shape[-2:])
         for k, name in enumerate(motion.FILTERS):
             for compensation, column in (("smooth", name), ("obmc", f"obmc-{name}")):

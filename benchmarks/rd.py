@@ -150,10 +150,13 @@ def oval_point(model, frames: list, fps: float, device, out: Path, quality: int,
 # "MODEL#compensation=V" moves the reference by the vectors as V says (motion.COMPENSATIONS; a new fingerprint),
 # "MODEL#intra-boost=K" codes the I-frames K levels above the P-frames (codec.Encoder's intra_boost),
 # "MODEL#level-cycle=A/B/.." codes the k-th P-frame of a group A, B, .. levels off the stream's
-# quality, cyclically (codec.Encoder's level_cycle; "-1/-1/-1/0": every fourth P-frame one level up).
+# quality, cyclically (codec.Encoder's level_cycle; "-1/-1/-1/0": every fourth P-frame one level up),
+# "MODEL#search=V" has an obmc model's encoder search as motion.SEARCHES V says (the codec's presets),
+# "MODEL#block-search" the same as #search=block.
 # Variants combine: "default#smoothness=0.0006/0.002#charge-probe=1".
 VARIANTS = ("no-skip", "no-second-pass", "no-context", "no-motion", "bilinear-only", "block-search", "spynet", "smoothness=V",
-            "charge-probe=V", "vector-predictor=V", "intra-boost=V", "level-cycle=V", "charge-probe-at=V", "compensation=V")
+            "charge-probe=V", "vector-predictor=V", "intra-boost=V", "level-cycle=V", "charge-probe-at=V", "compensation=V",
+            "search=V")
 
 
 def load_variant(spec: str, device):
@@ -192,18 +195,23 @@ def apply_variant(model, path: str, variant: str, device) -> None:
         if not getattr(model.config, "motion", False):
             raise SystemExit(f"{path} has no explicit motion: #no-motion needs a model trained with --motion")
         from oval.models import motion
-        model.estimate_motion = lambda x, reference, level, charge=None: Motion(torch.zeros(
+        model.estimate_motion = lambda x, reference, level, charge=None, search=None: Motion(torch.zeros(
             1, 2, *motion.blocks_of(*x.shape[-2:]), dtype=torch.long, device=x.device),
             0 if model.config.switchable_filter else None)
         model.smoothness_charges = ()
     if variant == "block-search":
-        model.overlapped_search = False
+        model.motion_search = "block"
+    if variant == "search=V":
+        from oval.models import motion
+        if value not in motion.SEARCHES:
+            raise SystemExit(f"#search= takes {' or '.join(motion.SEARCHES)}, not {value!r}")
+        model.motion_search = value
     if variant == "spynet":
         if not getattr(model.config, "motion", False):
             raise SystemExit(f"{path} has no explicit motion: #spynet needs a model trained with --motion")
         from oval.models import spynet
         net = spynet.load_spynet(device=device)
-        model.estimate_motion = lambda x, reference, level, charge=None: model.motion_for(
+        model.estimate_motion = lambda x, reference, level, charge=None, search=None: model.motion_for(
             x, reference, spynet.block_vectors(net(x, reference.picture)))
         model.smoothness_charges = ()
     if variant == "smoothness=V":
@@ -244,7 +252,7 @@ def apply_variant(model, path: str, variant: str, device) -> None:
         if not getattr(model.config, "switchable_filter", False):
             raise SystemExit(f"{path} has no switchable filter: #bilinear-only needs one trained with --switchable-filter")
         choose = model.estimate_motion
-        model.estimate_motion = lambda x, reference, level, charge=None: Motion(
+        model.estimate_motion = lambda x, reference, level, charge=None, search=None: Motion(
             choose(x, reference, level, charge).vectors, 0)
 
 

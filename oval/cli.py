@@ -10,6 +10,7 @@ from pathlib import Path
 from oval.errors import OvalError, UsageError, out_of_memory
 
 BACKENDS = ("torch", "onnxruntime", "tensorrt")  # oval.export.runtimes.BACKENDS, without importing it
+PRESETS = ("fast", "medium", "slow")  # codec.PRESETS, without importing it
 
 
 EPILOG = """exit status: 0 success, 1 an error (one line on stderr), 2 bad arguments, 130 interrupted.
@@ -112,6 +113,10 @@ def _encode(argv) -> int:
     p.add_argument("--recon", metavar="RECON_VIDEO",
                    help="also write the decoded frames (.mkv lossless, .mp4, .y4m)")
     p.add_argument("--max-frames", type=int, default=None, metavar="N", help="stop after N frames")
+    p.add_argument("--preset", default="medium", choices=PRESETS,
+                   help="motion search effort, for models that move by overlapped blocks (the shipped "
+                        "default): fast searches each block's own vector, medium refines them for the "
+                        "blend, slow judges that with the frame's filter; any decoder reads each (default medium)")
     _common_args(p)
     args = p.parse_args(argv)
 
@@ -142,7 +147,7 @@ def _encode(argv) -> int:
                 io.optional_writer(args.recon, info.width, info.height, info.fps) as recon:
             try:
                 encoder = codec.Encoder(model, sink, info.width, info.height, info.fps, info.frame_count,
-                                        device, args.quality, args.intra_period)
+                                        device, args.quality, args.intra_period, preset=args.preset)
             except ValueError as e:
                 raise OvalError(str(e)) from None
             psnrs, start, interrupted = [], time.perf_counter(), False
@@ -177,7 +182,7 @@ def _encode(argv) -> int:
              "psnr": sum(finite) / len(finite) if finite else None,
              "encode_fps": frames / elapsed, "model": model.arch, "quality": encoder.header.quality,
              "intra_period": encoder.header.intra_period, "fingerprint": model.fingerprint.hex(),
-             "device": str(device), "backend": args.backend, "output": str(out)}
+             "device": str(device), "backend": args.backend, "preset": args.preset, "output": str(out)}
     if interrupted:
         print(f"oval-encode: interrupted: closed the live stream after {frames} frames", file=sys.stderr)
     _report("encoded", stats, args)

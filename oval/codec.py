@@ -61,6 +61,12 @@ def fps_fraction(header: StreamHeader) -> Fraction:
 
 UPDATE_PARAMETER_SET = 1  # see bitstream.ModelUpdate
 DEFAULT_INTRA_PERIOD = 32  # temporal models: an I-frame every N frames (a second or so of video)
+# How hard the encoder searches for motion (motion.SEARCHES), as classical encoders name their
+# speed presets: the stream's format is the same whichever, and every decoder reads it. Models
+# that move by overlapped blocks (the shipped default) refine their vectors for the blend ("medium",
+# the default) or not ("fast"), or judge the refinement with the taps the frame will use ("slow").
+PRESETS = {"fast": "block", "medium": "overlapped", "slow": "overlapped-filter"}
+DEFAULT_PRESET = "medium"
 
 
 def check_quality(model, quality: int) -> None:
@@ -184,6 +190,8 @@ class Encoder:
     the model's first charge throughout). A second probe early in the group (charge_probe_at 1):
     the first P-frame, predicted from the I-frame, may favour another charge than the frames after
     it (lomiri-free: the highest first, the lowest after).
+
+    preset: the motion search's effort (PRESETS; None: DEFAULT_PRESET).
     """
 
     SCENE_CUT_RATIO = 1.5
@@ -196,8 +204,12 @@ class Encoder:
                  frame_count: int = 0, device: torch.device = torch.device("cpu"),
                  quality: Optional[int] = None, intra_period: Optional[int] = None, scene_cuts: bool = True,
                  charge_probe_period: Optional[int] = None, intra_boost: int = 0, level_cycle: tuple = (),
-                 charge_probe_at: Optional[int] = None):
+                 charge_probe_at: Optional[int] = None, preset: Optional[str] = None):
         fps = Fraction(fps).limit_denominator(1001000)
+        if preset is not None and preset not in PRESETS:
+            raise ValueError(f"preset must be one of {', '.join(PRESETS)}, not {preset!r}")
+        # None keeps the model's own search (benchmarks' variants set it)
+        self.search = None if preset is None else PRESETS[preset]
         quality = model.default_quality if quality is None else quality
         check_quality(model, quality)
         intra_period = intra_period_for(model, intra_period)
@@ -336,7 +348,7 @@ class Encoder:
         try:
             if reference is None or charge is None:
                 return self.model.compress_frame(x, self._level(reference), reference)
-            return self.model.compress_frame(x, self._level(reference), reference, charge=charge)
+            return self.model.compress_frame(x, self._level(reference), reference, charge=charge, search=self.search)
         except NonFiniteLatents as e:
             raise NonFiniteLatents(f"frame {self.index}: {e}") from None
 

@@ -47,6 +47,31 @@ def test_round_trip_decodes_to_recon_frames(clip, frames, tmp_path, capsys, requ
     assert all(np.array_equal(a, b) and np.array_equal(a, c) for a, b, c in zip(recon, dec0, dec1, strict=True))
 
 
+def test_every_preset_codes_a_stream_any_decoder_reads(carphone, tmp_path, capsys):
+    """The presets change how hard the encoder searches, not the format: each stream decodes to
+    its encoder's pictures; fast (the block search) and slow (filter-aware) choose differently."""
+    from oval import cli, codec
+    assert cli.PRESETS == tuple(codec.PRESETS) and codec.DEFAULT_PRESET == "medium"
+    streams = {}
+    for preset in ("fast", "slow"):
+        stream, recon = tmp_path / f"{preset}.oval", tmp_path / f"{preset}.mkv"
+        rc, out, err = run(encode_main, [carphone, "-o", stream, "--recon", recon, "--max-frames", 3,
+                                         "--preset", preset, "--json"], capsys)
+        assert rc == 0, err
+        assert json.loads(out.strip().splitlines()[-1])["preset"] == preset
+        rc, _, err = run(decode_main, [stream, "-o", tmp_path / f"{preset}-dec.mkv"], capsys)
+        assert rc == 0, err
+        decoded = read_frames(str(tmp_path / f"{preset}-dec.mkv"))
+        assert all(np.array_equal(a, b) for a, b in zip(decoded, read_frames(str(recon)), strict=True))
+        streams[preset] = stream.read_bytes()
+    assert streams["fast"] != streams["slow"]
+    with pytest.raises(SystemExit) as e:
+        encode_main([str(carphone), "-o", str(tmp_path / "x.oval"), "--preset", "placebo"])
+    assert e.value.code == 2 and "invalid choice" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="preset must be one of"):
+        codec.Encoder(None, None, 16, 16, preset="placebo")
+
+
 def test_odd_size_is_restored(odd_clip, tiny_model_path, tmp_path, capsys):
     rc, _, err = run(encode_main, [odd_clip, "-o", tmp_path / "s.oval", "--model", tiny_model_path,
                                    "--recon", tmp_path / "r.mkv"], capsys)

@@ -154,9 +154,47 @@ def test_the_overlapped_refinement_lowers_the_blended_prediction_error():
         before, refined = refined, motion._overlapped_refine(*luma, refined, step, 0.0, overlap)
         assert error(refined) <= error(before) + 1e-3
     assert error(refined) < 0.99 * error(own)  # 3.2% lower here
-    searched = motion.estimate(cur, ref, 0.0, "obmc")
+    searched = motion.estimate(cur, ref, 0.0, "overlapped")
     assert searched.dtype == torch.int64 and searched.shape == own.shape
     assert error(searched.float() / motion.QPEL) <= error(refined) + 1e-3
+
+
+@pytest.mark.parametrize("hb,wb", [(3, 5), (4, 4), (1, 2)])
+def test_a_phase_s_error_sums_over_the_pixels_its_blocks_reach(hb, wb):
+    """tile_sums (a reshape over 32x32 tiles) gives each block of the phase the error of exactly
+    the pixels one of whose four blend terms moves by its vector, at every edge."""
+    height, width = 16 * hb, 16 * wb
+    overlap = motion._Overlap(height, width, hb, wb, "cpu")
+    error = torch.rand(1, 1, height, width, generator=torch.Generator().manual_seed(7), dtype=torch.float64)
+    terms = torch.stack([rows[:, None] * wb + cols[None, :]
+                         for _, rows, cols in motion._blend_terms(height, width, 16, hb, wb, "cpu")])
+    assert len(overlap.phases) == (2 if hb == 1 else 4)  # a frame one block high has no odd rows
+    for _, _, mine, phase, tiles in overlap.phases:
+        sums = overlap.tile_sums(error, phase, tiles)[0, 0]
+        for block in range(hb * wb):
+            if mine.flatten()[block]:
+                reached = (terms == block).any(0)
+                assert torch.isclose(sums.flatten()[block], error[0, 0][reached].sum())
+            else:
+                assert sums.flatten()[block] == 0
+
+
+def test_the_filter_aware_search_judges_with_the_taps_the_frame_will_name():
+    """A smooth texture moved by a quarter pixel: bicubic predicts it better, and the refinement
+    judges with bicubic; a whole-pixel move copies pixels alike with both: bilinear (the tie)."""
+    ref = _textured(64, 96, seed=2)
+    hb, wb = motion.blocks_of(64, 96)
+    overlap = motion._Overlap(64, 96, hb, wb, "cpu")
+    luma = ref.mean(1, keepdim=True)
+    for shift, taps in ((0.25, "bicubic"), (1.0, "bilinear")):
+        cur = motion.warp(luma, torch.tensor([shift, 0.0]).view(1, 2, 1, 1).expand(1, 2, 64, 96), "bicubic")
+        v = torch.tensor([shift, 0.0]).view(1, 2, 1, 1).expand(1, 2, hb, wb).clone()
+        assert motion._likely_taps(cur, luma, v, overlap) == taps
+    searched = motion.estimate(motion.warp(ref, torch.tensor([0.25, 0.0]).view(1, 2, 1, 1).expand(1, 2, 64, 96)), ref,
+                               0.0, "overlapped-filter")
+    assert searched.dtype == torch.int64 and searched.shape == (1, 2, hb, wb)
+    with pytest.raises(ValueError, match="search must be one of"):
+        motion.estimate(ref, ref, 0.0, "obmc")
 
 
 def test_damaged_vectors_are_refused_with_a_format_error():
@@ -303,8 +341,8 @@ def test_the_encoder_probes_its_smoothness_charges_per_group_and_keeps_the_cheap
     model.smoothness_charges = (1000.0, 0.0)  # the second is the cheaper here: a first-kept bug shows
     searched = []
     estimate = model.estimate_motion
-    model.estimate_motion = lambda x, reference, level, charge=None: (
-        searched.append(charge), estimate(x, reference, level, charge))[1]
+    model.estimate_motion = lambda x, reference, level, charge=None, search=None: (
+        searched.append(charge), estimate(x, reference, level, charge, search))[1]
     candidates = []  # (payload, rate-distortion cost) of each probed candidate, in order
     sink = io.BytesIO()
     encoder = codec.Encoder(model, sink, 80, 48, 25, 6, quality=5, intra_period=0, scene_cuts=False,
@@ -336,8 +374,8 @@ def test_the_encoder_can_probe_again_on_a_later_p_frame_of_the_group():
     model.smoothness_charges = (1000.0, 0.0)
     searched = []
     estimate = model.estimate_motion
-    model.estimate_motion = lambda x, reference, level, charge=None: (
-        searched.append(charge), estimate(x, reference, level, charge))[1]
+    model.estimate_motion = lambda x, reference, level, charge=None, search=None: (
+        searched.append(charge), estimate(x, reference, level, charge, search))[1]
     sink = io.BytesIO()
     encoder = codec.Encoder(model, sink, 80, 48, 25, 6, quality=5, intra_period=0, scene_cuts=False,
                             charge_probe_period=2, charge_probe_at=1)

@@ -35,6 +35,11 @@ SMOOTHNESS = 0.0006
 CHARGES = (SMOOTHNESS, 0.002, 0.006)
 # The steps, in pixels, of the refinement for overlapped compensation after the block search.
 OVERLAPPED_STEPS = (0.5, 0.25)
+# How far an encoder searches (an encoder's choice: the stream is the same format whichever):
+# "block" each vector for its own block; "overlapped" then refined for the overlapped blend an obmc
+# model moves by, judged with bilinear taps; "overlapped-filter" judged with the taps the frame
+# will likely use (bicubic where it predicts the block search's blend better: twice the time).
+SEARCHES = ("block", "overlapped", "overlapped-filter")
 # Each refinement step's candidates, in whole steps: the vector itself first (ties keep it).
 _CANDIDATES = tuple((dx, dy) for dy in (0, -1, 1) for dx in (0, -1, 1))
 
@@ -209,13 +214,13 @@ class _Overlap:
         raster index)."""
         return self.grid(_per_block(v).index_select(1, owner))
 
-    def predict(self, ref: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        """_overlapped(ref, v) with bilinear taps, the geometry precomputed. v: (B, 2, hb, wb) in pixels."""
+    def predict(self, ref: torch.Tensor, v: torch.Tensor, mode: str = "bilinear") -> torch.Tensor:
+        """_overlapped(ref, v), the geometry precomputed. v: (B, 2, hb, wb) in pixels."""
         per_block = _per_block(v)
         out = 0
         for weight, index in zip(self.weight, self.index):
             grid = self.grid(per_block.index_select(1, index.flatten()))
-            out = out + weight * _sample(ref, grid)
+            out = out + weight * _sample(ref, grid, mode)
         return out
 
 
@@ -224,8 +229,8 @@ def _per_block(v: torch.Tensor) -> torch.Tensor:
     return v.flatten(2).transpose(1, 2).contiguous()
 
 
-def _sample(ref: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
-    return F.grid_sample(ref, grid, mode="bilinear", padding_mode="border", align_corners=True)
+def _sample(ref: torch.Tensor, grid: torch.Tensor, mode: str = "bilinear") -> torch.Tensor:
+    return F.grid_sample(ref, grid, mode=mode, padding_mode="border", align_corners=True)
 
 
 @functools.lru_cache(maxsize=4)
@@ -234,22 +239,22 @@ def _overlap_of(height: int, width: int, hb: int, wb: int, device) -> _Overlap:
 
 
 def _overlapped_refine(cur: torch.Tensor, ref: torch.Tensor, v: torch.Tensor, step: float, smoothness,
-                       overlap: _Overlap) -> torch.Tensor:
+                       overlap: _Overlap, mode: str = "bilinear") -> torch.Tensor:
     """_refine for overlapped compensation: each block's candidates are judged by the blended
     prediction over every pixel its vector reaches (its 2x2-block neighbourhood), its neighbours'
     vectors held. Blocks two apart in both directions reach disjoint pixels, so the four phases of
     the 2x2 lattice are searched one after another, each exactly, the prediction updated between.
-    cur, ref: luma (B, 1, hb·16, wb·16); v: (B, 2, hb, wb) in pixels."""
-    prediction = overlap.predict(ref, v)  # kept up to date phase by phase
+    cur, ref: luma (B, 1, hb·16, wb·16); v: (B, 2, hb, wb) in pixels; mode: the taps judged with."""
+    prediction = overlap.predict(ref, v, mode)  # kept up to date phase by phase
     for reach, owner, mine, phase, tiles in overlap.phases:
         own = overlap.phase_grid(v, owner)
-        moved_now = _sample(ref, own)
+        moved_now = _sample(ref, own, mode)
         rest = cur - prediction + reach * moved_now  # the error once the phase block's term is taken out
         median = local_median(v)
         best_cost, best = None, v
         for dx, dy in _CANDIDATES:
             delta = torch.tensor([dx * step, dy * step], device=v.device, dtype=v.dtype)
-            error = (rest - reach * _sample(ref, own + delta * overlap.scale)).abs()
+            error = (rest - reach * _sample(ref, own + delta * overlap.scale, mode)).abs()
             cand = v + delta[None, :, None, None]
             cost = overlap.tile_sums(error, phase, tiles) / (BLOCK * BLOCK)
             cost = cost + smoothness * (cand - median).abs().sum(1, keepdim=True)
@@ -260,20 +265,22 @@ def _overlapped_refine(cur: torch.Tensor, ref: torch.Tensor, v: torch.Tensor, st
             best_cost = torch.where(better, cost, best_cost)
             best = torch.where(better, cand, best)
         # the phase's new term, computed once: cheaper than keeping each candidate's moved pixels
-        prediction = prediction + reach * (_sample(ref, overlap.phase_grid(best, owner)) - moved_now)
+        prediction = prediction + reach * (_sample(ref, overlap.phase_grid(best, owner), mode) - moved_now)
         v = best
     return v
 
 
 @torch.no_grad()
-def estimate(cur: torch.Tensor, ref: torch.Tensor, smoothness=SMOOTHNESS, compensation: str = "smooth") -> torch.Tensor:
+def estimate(cur: torch.Tensor, ref: torch.Tensor, smoothness=SMOOTHNESS, search: str = "block") -> torch.Tensor:
     """Motion of cur (B, 3, H, W) from ref: (B, 2, ceil(H/16), ceil(W/16)) int64 quarter-pel
     vectors v with cur(p) ≈ ref(p + v). Full search at 1/4 resolution, integer refinement at 1/2
     and full resolution, then half- and quarter-pel refinement. smoothness: the cost, in mean
     absolute difference per pixel, of each pixel a vector strays from its neighbours' median (a
     stand-in for the bits a ragged field costs; more for lower rates), a float or one per frame
-    as a (B, 1, 1, 1) tensor. compensation "obmc": the vectors are refined last for the overlapped
-    blend that will move the picture (_overlapped_refine), not each for its own block."""
+    as a (B, 1, 1, 1) tensor. search (SEARCHES) "overlapped...": the vectors are refined last for
+    the overlapped blend that will move the picture (_overlapped_refine), not each for its own block."""
+    if search not in SEARCHES:
+        raise ValueError(f"search must be one of {', '.join(SEARCHES)}, not {search!r}")
     h, w = cur.shape[-2:]
     hb, wb = blocks_of(h, w)
     pad = (0, wb * BLOCK - w, 0, hb * BLOCK - h)
@@ -287,11 +294,27 @@ def estimate(cur: torch.Tensor, ref: torch.Tensor, smoothness=SMOOTHNESS, compen
         v = _refine(cur1, ref1, 2 * v if step == 1.0 else v, BLOCK, step, 1, smoothness, identity1)
     for _ in range(2):
         v = _snap(cur1, ref1, v, smoothness, identity1)
-    if compensation == "obmc":
+    if search != "block":
         overlap = _overlap_of(*cur1.shape[-2:], hb, wb, cur.device)
-        for step in OVERLAPPED_STEPS:
-            v = _overlapped_refine(cur1, ref1, v, step, smoothness, overlap)
+        per_sample = isinstance(smoothness, torch.Tensor) and smoothness.numel() > 1
+        refined = []
+        for i in range(len(v)):  # one sample at a time: each is judged with its own taps
+            one = slice(i, i + 1)
+            charge = smoothness[one] if per_sample else smoothness
+            mode = _likely_taps(cur1[one], ref1[one], v[one], overlap) if search == "overlapped-filter" else "bilinear"
+            vi = v[one]
+            for step in OVERLAPPED_STEPS:
+                vi = _overlapped_refine(cur1[one], ref1[one], vi, step, charge, overlap, mode)
+            refined.append(vi)
+        v = torch.cat(refined)
     return torch.round(v * QPEL).long()
+
+
+def _likely_taps(cur: torch.Tensor, ref: torch.Tensor, v: torch.Tensor, overlap: _Overlap) -> str:
+    """The filter choose_filters would likely name for the blend of these vectors (judged on luma,
+    with its margin): what the overlapped refinement should judge with."""
+    error = [float(((cur - overlap.predict(ref, v, mode).clamp(0, 1)) ** 2).mean()) for mode in FILTERS]
+    return "bicubic" if error[BICUBIC] < 0.98 * error[0] - 1e-6 else "bilinear"
 
 
 # --- applying vectors (encoder and decoder) --------------------------------------------------------

@@ -187,9 +187,9 @@ class RTModel(MultiRate, nn.Module):
         # The block matching's smoothness charges the encoder may choose between (an encoder's
         # choice: any decodes; an ablation that fixes the vectors empties it).
         self.smoothness_charges = motion.CHARGES if cfg.motion else ()
-        # Whether the encoder refines the vectors for the overlapped blend an obmc model moves by
-        # (an encoder's choice; training keeps the cheaper block search).
-        self.overlapped_search = True
+        # How far the encoder searches (motion.SEARCHES) when the model moves by overlapped blocks
+        # (an encoder's choice, the codec's preset; training keeps the cheaper block search).
+        self.motion_search = "overlapped"
         self.prior_intra = LatentPrior(cfg.M, cfg.Z, cfg.P, temporal=False, checkerboard=cfg.checkerboard, skip=cfg.skip)
         self.prior_inter = LatentPrior(cfg.M, cfg.Z, cfg.P, temporal=True, checkerboard=cfg.checkerboard, skip=cfg.skip)
         lambdas = torch.tensor(QUALITY_LAMBDAS[:cfg.levels], dtype=torch.float32)
@@ -308,12 +308,13 @@ class RTModel(MultiRate, nn.Module):
     # --- motion ------------------------------------------------------------------------------
 
     def estimate_motion(self, x: torch.Tensor, reference: Reference, level: int,
-                        charge: Optional[float] = None) -> Motion:
+                        charge: Optional[float] = None, search: Optional[str] = None) -> Motion:
         """The encoder's choice of vectors and filter (any choice decodes; benchmarks replace it for
         ablations); charge: the block matching's smoothness charge at the default level (None:
-        motion.SMOOTHNESS)."""
+        motion.SMOOTHNESS); search: how far to search (motion.SEARCHES; None: motion_search), for
+        a model that moves by overlapped blocks (the others search each block's own vector)."""
         charge = motion.SMOOTHNESS if charge is None else charge
-        search = self.config.compensation if self.overlapped_search else "smooth"
+        search = (search or self.motion_search) if self.config.compensation == "obmc" else "block"
         return self.motion_for(x, reference, motion.estimate(x, reference.picture,
                                                              motion.smoothness_for(level, DEFAULT_LEVEL, charge), search))
 
@@ -424,10 +425,10 @@ class RTModel(MultiRate, nn.Module):
 
     @torch.no_grad()
     def compress_frame(self, x: torch.Tensor, level: int, reference: Optional[Reference],
-                       charge: Optional[float] = None) -> bytes:
+                       charge: Optional[float] = None, search: Optional[str] = None) -> bytes:
         """x (1, 3, H, W), H and W multiples of the stride -> payload (an I-frame without a
         reference). The codec gets the picture and the next reference from decompress_frame.
-        charge: the P-frame's smoothness charge (estimate_motion)."""
+        charge, search: the P-frame's smoothness charge and motion search (estimate_motion)."""
         q = self._level(level)
         if reference is None:
             y = self._analyse(x, q) * self._gain(q, True)
@@ -435,7 +436,7 @@ class RTModel(MultiRate, nn.Module):
         else:
             moves, header = None, b""
             if self.config.motion:
-                moves = self.estimate_motion(x, reference, level, charge)
+                moves = self.estimate_motion(x, reference, level, charge, search)
                 header = self._motion_header(moves)
             cond = self._context(reference, moves)
             y = self._analyse(self._to_code(x, cond.prediction), q, cond.context) * self._gain(q, False)

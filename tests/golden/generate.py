@@ -106,8 +106,8 @@ def _alternate_filters(model) -> None:
     """An untrained model's encoder would name bilinear throughout: the golden stream names both
     filters in turn (any choice decodes), so that decoding each is checked."""
     choose, turn = model.estimate_motion, itertools.count(1)
-    model.estimate_motion = lambda x, reference, level, charge=None: choose(x, reference, level, charge)._replace(
-        filter=next(turn) % 2)
+    model.estimate_motion = lambda x, reference, level, charge=None, search=None: choose(
+        x, reference, level, charge, search)._replace(filter=next(turn) % 2)
 
 
 def main(argv=None) -> int:
