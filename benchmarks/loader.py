@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from oval.device import pick_device
+from oval.device import pick_device, synchronize
 from oval.kernels import frames_to_tensor
 from oval.losses import rd_loss
 from oval.models.store import build_model
@@ -33,11 +33,6 @@ def make_loader(kind, files, crop, batch, device, frames=1):
         return DaliLoader(files, crop, batch, device)
     from oval.data import PrefetchLoader
     return PrefetchLoader(files, crop, batch, workers=2)
-
-
-def sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def main(argv=None) -> int:
@@ -94,10 +89,10 @@ def main(argv=None) -> int:
         step(batch)
     times = []
     for _ in range(max(5, args.steps // 5)):
-        sync(device)
+        synchronize(device)
         t = time.perf_counter()
         step(batch)
-        sync(device)
+        synchronize(device)
         times.append(time.perf_counter() - t)
     consumed = args.batch_size / statistics.median(times)
 
@@ -111,14 +106,14 @@ def main(argv=None) -> int:
     for _ in range(3):
         step(next_batch())
     wait = 0.0
-    sync(device)
+    synchronize(device)
     start = time.perf_counter()
     for _ in range(args.steps):
         t = time.perf_counter()
         frames = next_batch()
         wait += time.perf_counter() - t
         step(frames)
-    sync(device)
+    synchronize(device)
     wall = time.perf_counter() - start
     loader.close()
 

@@ -16,6 +16,13 @@ def pick_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work before reading a clock; a no-op on CPU, where
+    torch.cuda.synchronize would fail on a machine without CUDA."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def set_coding_math() -> None:
     """Deterministic arithmetic for coding (never for training): no TF32 anywhere, cuDNN's
     deterministic algorithms, and on the CPU the plain convolution kernels rather than oneDNN's,

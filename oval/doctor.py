@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from oval.device import synchronize
 from oval.metrics import psnr
 
 GOLDEN = Path(__file__).resolve().parent.parent / "tests" / "golden"
@@ -238,13 +239,11 @@ def fps_probe(model_spec: str, width: int = 1920, height: int = 1080, repeats: i
         for _ in range(repeats + 1):
             sink = io.BytesIO()
             encoder = codec.Encoder(model, sink, width, height, 25, 2, dev, None, None)
-            if dev.type == "cuda":
-                torch.cuda.synchronize()
+            synchronize(dev)
             t = time.perf_counter()
             encoder.encode(frame)
             encoder.encode(frame)  # a P-frame too, for temporal models
-            if dev.type == "cuda":
-                torch.cuda.synchronize()
+            synchronize(dev)
             times.append((time.perf_counter() - t) / 2)
         median = sorted(times[1:])[len(times[1:]) // 2]
         results.append({"check": f"{model.arch} 1080p encode (with its reconstruction) on {dev}", "status": "ok",

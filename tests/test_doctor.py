@@ -4,7 +4,7 @@ import json
 
 import torch
 
-from oval.doctor import main as doctor_main
+from oval.doctor import fps_probe, main as doctor_main
 
 
 def test_doctor_runs_on_the_cpu_and_names_what_is_missing(tmp_path, capsys):
@@ -23,3 +23,11 @@ def test_doctor_runs_on_the_cpu_and_names_what_is_missing(tmp_path, capsys):
         for name in ("CuPy kernels", "CUDA training step"):
             assert checks[name]["status"] == "unavailable" and checks[name]["reason"]
     assert "ok," in capsys.readouterr().err
+
+
+def test_fps_probe_times_the_cpu_without_touching_cuda():
+    # The probe's clock waits on the device only where it is CUDA; on a CPU-only build a CUDA call
+    # would raise here.
+    results = fps_probe("default", width=128, height=128, repeats=1)
+    cpu = [r for r in results if r["check"].endswith("on cpu")]
+    assert len(cpu) == 1 and cpu[0]["status"] == "ok" and cpu[0]["ms_per_frame"] > 0
