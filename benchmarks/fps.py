@@ -77,10 +77,10 @@ def scaled_frames(clip: str, n: int, size: tuple) -> list:
     return out
 
 
-def code_stages(model, x, shape, reference, timer, search=None):
+def code_stages(model, x, shape, reference, timer, preset=None):
     """One frame through the coding stages, each timed: an intra model's frame, or a temporal
-    model's P-frame when it has a reference (its steady state). search: an oval-rt encoder's motion
-    search (motion.SEARCHES; None: the model's)."""
+    model's P-frame when it has a reference (its steady state). preset: an oval-rt encoder's
+    codec.Preset (None: the model's own search, no refinement)."""
     if not model.temporal:
         eb = model.entropy_bottleneck
         y = timer("analysis", lambda: model.analysis(x))
@@ -92,7 +92,7 @@ def code_stages(model, x, shape, reference, timer, search=None):
         data = model.compress_frame(x, q, None)
         return model.decompress_frame(data, shape, q, None)
     if hasattr(model, "prior_inter"):  # oval-rt: the integer prior runs inside entropy coding
-        return rt_stages(model, x, shape, reference, timer, search)
+        return rt_stages(model, x, shape, reference, timer, preset)
     f, memory = timer("context", lambda: model.features(reference))
     mean, scale = timer("prior", lambda: model.entropy_parameters(reference, f, q))
     y = timer("analysis", lambda: model.encode_latent(x, q, f))
@@ -102,11 +102,12 @@ def code_stages(model, x, shape, reference, timer, search=None):
     return x_hat.clamp_(0, 1), Reference(z, memory)
 
 
-def rt_stages(model, x, shape, reference, timer, search=None):
+def rt_stages(model, x, shape, reference, timer, preset=None):
     """An oval-rt P-frame: "prior" times the decoder's integer networks alone; the entropy stages
     include them (the encoder runs them once to code, the decoder once to decode)."""
     prior, q = model.prior_inter, model.default_quality
     lv = model._level(q)
+    search, steps = (None, 0) if preset is None else (preset.search, preset.refine_steps[1])
     moves = None
     if model.config.motion:  # estimation is the encoder's alone; coding the vectors costs both sides little
         moves = timer("motion_estimation", lambda: model.estimate_motion(x, reference, q, search=search))
@@ -114,6 +115,8 @@ def rt_stages(model, x, shape, reference, timer, search=None):
     cond = timer("context", lambda: model._context(reference, moves))
     context, latent16 = cond.context, cond.latent16
     y = timer("analysis", lambda: model._analyse(model._to_code(x, cond.prediction), lv, context) * model._gain(lv, False))
+    if steps:
+        y = timer("refinement", lambda: model._refined(y, x, lv, steps, cond))
     data = timer("entropy_encode", lambda: prior.compress(y, latent16)[0])
     z = torch.zeros(1, model.config.Z, -(-shape[0] // 4), -(-shape[1] // 4), dtype=torch.float64, device=x.device)
     timer("prior", lambda: prior._exact_params(z, shape, latent16))

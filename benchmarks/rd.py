@@ -152,11 +152,13 @@ def oval_point(model, frames: list, fps: float, device, out: Path, quality: int,
 # "MODEL#level-cycle=A/B/.." codes the k-th P-frame of a group A, B, .. levels off the stream's
 # quality, cyclically (codec.Encoder's level_cycle; "-1/-1/-1/0": every fourth P-frame one level up),
 # "MODEL#search=V" has an obmc model's encoder search as motion.SEARCHES V says (the codec's presets),
-# "MODEL#block-search" the same as #search=block.
+# "MODEL#block-search" the same as #search=block,
+# "MODEL#refine=N" refines each frame's latent by N gradient steps before coding (oval.models.refine),
+# "MODEL#refine=N/M" the I-frames' by N, the P-frames' by M.
 # Variants combine: "default#smoothness=0.0006/0.002#charge-probe=1".
 VARIANTS = ("no-skip", "no-second-pass", "no-context", "no-motion", "bilinear-only", "block-search", "spynet", "smoothness=V",
             "charge-probe=V", "vector-predictor=V", "intra-boost=V", "level-cycle=V", "charge-probe-at=V", "compensation=V",
-            "search=V")
+            "search=V", "refine=V")
 
 
 def load_variant(spec: str, device):
@@ -206,6 +208,11 @@ def apply_variant(model, path: str, variant: str, device) -> None:
         if value not in motion.SEARCHES:
             raise SystemExit(f"#search= takes {' or '.join(motion.SEARCHES)}, not {value!r}")
         model.motion_search = value
+    if variant == "refine=V":
+        steps = value.split("/")
+        if len(steps) > 2 or not all(s.isdigit() for s in steps):
+            raise SystemExit(f"#refine= needs a whole number of gradient steps, or two as N/M, not {value!r}")
+        model.refine_steps = (int(steps[0]), int(steps[-1]))
     if variant == "spynet":
         if not getattr(model.config, "motion", False):
             raise SystemExit(f"{path} has no explicit motion: #spynet needs a model trained with --motion")

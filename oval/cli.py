@@ -10,7 +10,7 @@ from pathlib import Path
 from oval.errors import OvalError, UsageError, out_of_memory
 
 BACKENDS = ("torch", "onnxruntime", "tensorrt")  # oval.export.runtimes.BACKENDS, without importing it
-PRESETS = ("fast", "medium", "slow")  # codec.PRESETS, without importing it
+PRESETS = ("fast", "medium", "slow", "slower")  # codec.PRESETS, without importing it
 
 
 EPILOG = """exit status: 0 success, 1 an error (one line on stderr), 2 bad arguments, 130 interrupted.
@@ -114,9 +114,10 @@ def _encode(argv) -> int:
                    help="also write the decoded frames (.mkv lossless, .mp4, .y4m)")
     p.add_argument("--max-frames", type=int, default=None, metavar="N", help="stop after N frames")
     p.add_argument("--preset", default="medium", choices=PRESETS,
-                   help="motion search effort, for models that move by overlapped blocks (the shipped "
-                        "default): fast searches each block's own vector, medium refines them for the "
-                        "blend, slow judges that with the frame's filter; any decoder reads each (default medium)")
+                   help="encoder effort: for models that move by overlapped blocks (the shipped default) "
+                        "fast searches each block's own vector, medium refines them for the blend, slow "
+                        "judges that with the frame's filter; slower also refines each frame's latent by "
+                        "gradient steps (several times slower); any decoder reads each (default medium)")
     _common_args(p)
     args = p.parse_args(argv)
 

@@ -61,11 +61,22 @@ def fps_fraction(header: StreamHeader) -> Fraction:
 
 UPDATE_PARAMETER_SET = 1  # see bitstream.ModelUpdate
 DEFAULT_INTRA_PERIOD = 32  # temporal models: an I-frame every N frames (a second or so of video)
-# How hard the encoder searches for motion (motion.SEARCHES), as classical encoders name their
-# speed presets: the stream's format is the same whichever, and every decoder reads it. Models
-# that move by overlapped blocks (the shipped default) refine their vectors for the blend ("medium",
-# the default) or not ("fast"), or judge the refinement with the taps the frame will use ("slow").
-PRESETS = {"fast": "block", "medium": "overlapped", "slow": "overlapped-filter"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Preset:
+    """How hard the encoder works, as classical encoders name their speed presets: the stream's
+    format is the same whichever, and every decoder reads it. search: the motion search
+    (motion.SEARCHES), for models that move by overlapped blocks (the shipped default): refine the
+    vectors for the blend or not, or judge the refinement with the taps the frame will use.
+    refine_steps: gradient steps on each I-frame's and each P-frame's latent before it is coded
+    (oval.models.refine)."""
+    search: str
+    refine_steps: tuple = (0, 0)
+
+
+PRESETS = {"fast": Preset("block"), "medium": Preset("overlapped"), "slow": Preset("overlapped-filter"),
+           "slower": Preset("overlapped-filter", refine_steps=(12, 12))}
 DEFAULT_PRESET = "medium"
 
 
@@ -191,7 +202,7 @@ class Encoder:
     the first P-frame, predicted from the I-frame, may favour another charge than the frames after
     it (lomiri-free: the highest first, the lowest after).
 
-    preset: the motion search's effort (PRESETS; None: DEFAULT_PRESET).
+    preset: the encoder's effort (PRESETS; None: the model's own settings, which benchmarks' variants set).
     """
 
     SCENE_CUT_RATIO = 1.5
@@ -208,8 +219,7 @@ class Encoder:
         fps = Fraction(fps).limit_denominator(1001000)
         if preset is not None and preset not in PRESETS:
             raise ValueError(f"preset must be one of {', '.join(PRESETS)}, not {preset!r}")
-        # None keeps the model's own search (benchmarks' variants set it)
-        self.search = None if preset is None else PRESETS[preset]
+        self.preset = None if preset is None else PRESETS[preset]
         quality = model.default_quality if quality is None else quality
         check_quality(model, quality)
         intra_period = intra_period_for(model, intra_period)
@@ -345,10 +355,13 @@ class Encoder:
 
     def _compress(self, x: torch.Tensor, reference, charge: Optional[float] = None) -> bytes:
         charge = self.charge if charge is None else charge
+        options = {}
+        if self.preset is not None and hasattr(self.model, "refine_steps"):
+            options["refine_steps"] = self.preset.refine_steps[reference is not None]
+        if reference is not None and charge is not None:
+            options.update(charge=charge, search=None if self.preset is None else self.preset.search)
         try:
-            if reference is None or charge is None:
-                return self.model.compress_frame(x, self._level(reference), reference)
-            return self.model.compress_frame(x, self._level(reference), reference, charge=charge, search=self.search)
+            return self.model.compress_frame(x, self._level(reference), reference, **options)
         except NonFiniteLatents as e:
             raise NonFiniteLatents(f"frame {self.index}: {e}") from None
 

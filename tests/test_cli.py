@@ -49,11 +49,12 @@ def test_round_trip_decodes_to_recon_frames(clip, frames, tmp_path, capsys, requ
 
 def test_every_preset_codes_a_stream_any_decoder_reads(carphone, tmp_path, capsys):
     """The presets change how hard the encoder searches, not the format: each stream decodes to
-    its encoder's pictures; fast (the block search) and slow (filter-aware) choose differently."""
+    its encoder's pictures; fast (the block search), slow (filter-aware) and slower (refined
+    latents) choose differently."""
     from oval import cli, codec
     assert cli.PRESETS == tuple(codec.PRESETS) and codec.DEFAULT_PRESET == "medium"
     streams = {}
-    for preset in ("fast", "slow"):
+    for preset in ("fast", "slow", "slower"):
         stream, recon = tmp_path / f"{preset}.oval", tmp_path / f"{preset}.mkv"
         rc, out, err = run(encode_main, [carphone, "-o", stream, "--recon", recon, "--max-frames", 3,
                                          "--preset", preset, "--json"], capsys)
@@ -64,7 +65,7 @@ def test_every_preset_codes_a_stream_any_decoder_reads(carphone, tmp_path, capsy
         decoded = read_frames(str(tmp_path / f"{preset}-dec.mkv"))
         assert all(np.array_equal(a, b) for a, b in zip(decoded, read_frames(str(recon)), strict=True))
         streams[preset] = stream.read_bytes()
-    assert streams["fast"] != streams["slow"]
+    assert streams["fast"] != streams["slow"] != streams["slower"]
     with pytest.raises(SystemExit) as e:
         encode_main([str(carphone), "-o", str(tmp_path / "x.oval"), "--preset", "placebo"])
     assert e.value.code == 2 and "invalid choice" in capsys.readouterr().err

@@ -131,6 +131,30 @@ class LatentPrior(nn.Module):
             lik_y = self.gaussian.likelihood(y + torch.empty_like(y).uniform_(-0.5, 0.5) - mean, scale)
         return y_hat, {"y": lik_y, "z": lik_z}
 
+    def hyper_latent(self, y: torch.Tensor) -> torch.Tensor:
+        """ẑ the encoder sends for y (integers, as float): compress's choice unless told another."""
+        return torch.floor(self.h_a(pad_to_multiple(y.float(), HYPER_STRIDE)) + 0.5)
+
+    def estimate(self, y: torch.Tensor, prev=None, relaxed: bool = False, z=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The coding's outcome, differentiable (encoder-side refinement): y (1, M, h, w) -> (ŷ,
+        bits of y and z). Rounded as coding rounds (straight-through), skipped elements at their
+        mean and free; the fake-quantised networks stand in for the exact ones. relaxed: the
+        elements of y are not rounded (a smooth cost whose gradient points somewhere useful; the
+        rounded one's is a poor guide). prev: the previous ŷ in real units (sixteenths / 16)."""
+        size = y.shape[-2:]
+        z = round_ste(self.h_a(pad_to_multiple(y, HYPER_STRIDE))) if z is None else z
+        bits = -torch.log2(self.z_density.likelihood(z)).sum()
+        mean, logit = self.fuse(self._hyper_features(z, size, prev)).chunk(2, 1)
+        coded = torch.floor(logit.detach() + 0.5) > SKIP_TABLE if self.skip else torch.ones_like(logit, dtype=torch.bool)
+        if self.checkerboard:
+            anchor = anchor_mask(*size, device=y.device)
+            residual = torch.where(coded, round_ste(y - mean), 0.0) * anchor
+            mean = mean + self.cb(train_input(residual)) * (1 - anchor)
+        symbols = torch.where(coded, y - mean if relaxed else round_ste(y - mean), 0.0)
+        likelihood = self.gaussian.likelihood(symbols, self.scale_from_logit(logit))
+        bits = bits - torch.log2(likelihood[coded]).sum()
+        return symbols + mean, bits
+
     # --- coding (exact) ----------------------------------------------------------------------
 
     def freeze(self) -> None:
@@ -162,12 +186,13 @@ class LatentPrior(nn.Module):
         return tables != SKIP_TABLE if self.skip else torch.ones_like(tables, dtype=torch.bool)
 
     @torch.no_grad()
-    def compress(self, y: torch.Tensor, prev16=None) -> tuple[bytes, torch.Tensor]:
-        """y (1, M, h, w) -> (payload, ŷ in sixteenths as float64). prev16: the previous ŷ, sixteenths."""
+    def compress(self, y: torch.Tensor, prev16=None, z_int=None) -> tuple[bytes, torch.Tensor]:
+        """y (1, M, h, w) -> (payload, ŷ in sixteenths as float64). prev16: the previous ŷ, sixteenths;
+        z_int: the hyper-latent to send (None: hyper_latent(y); any decodes)."""
         if not bool(torch.isfinite(y).all()):  # would be coded as garbage that decodes without error
             raise NonFiniteLatents("the model's analysis gave non-finite latents (NaN or inf): a diverged model")
         size = tuple(y.shape[-2:])
-        z_int = torch.floor(self.h_a(pad_to_multiple(y.float(), HYPER_STRIDE)) + 0.5)
+        z_int = self.hyper_latent(y) if z_int is None else z_int
         z_bytes = self.z_density.coder.encode(z_int[0].to(torch.int32).cpu().numpy())
         mean16, tables = self._exact_params(z_int.double(), size, prev16)
         coded = self._coded(tables)

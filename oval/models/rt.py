@@ -33,6 +33,7 @@ from oval.models import motion
 from oval.models.base import MultiRate
 from oval.models.blocks import DepthConvBlock, LevelScale, shuffle, striped, unshuffle
 from oval.models.hyperprior import MEAN_FRAC, LatentPrior
+from oval.models.refine import refine
 from oval.models.registry import register_model
 
 # λ of each quality level for D = 255² · MSE on 8-bit RGB: doubling per level, from below the
@@ -190,6 +191,9 @@ class RTModel(MultiRate, nn.Module):
         # How far the encoder searches (motion.SEARCHES) when the model moves by overlapped blocks
         # (an encoder's choice, the codec's preset; training keeps the cheaper block search).
         self.motion_search = "overlapped"
+        # Gradient steps on each frame's latent before it is coded, I-frames' and P-frames'
+        # (oval.models.refine; an encoder's choice, the codec's preset: every decoder reads the result).
+        self.refine_steps = (0, 0)
         self.prior_intra = LatentPrior(cfg.M, cfg.Z, cfg.P, temporal=False, checkerboard=cfg.checkerboard, skip=cfg.skip)
         self.prior_inter = LatentPrior(cfg.M, cfg.Z, cfg.P, temporal=True, checkerboard=cfg.checkerboard, skip=cfg.skip)
         lambdas = torch.tensor(QUALITY_LAMBDAS[:cfg.levels], dtype=torch.float32)
@@ -425,14 +429,17 @@ class RTModel(MultiRate, nn.Module):
 
     @torch.no_grad()
     def compress_frame(self, x: torch.Tensor, level: int, reference: Optional[Reference],
-                       charge: Optional[float] = None, search: Optional[str] = None) -> bytes:
+                       charge: Optional[float] = None, search: Optional[str] = None,
+                       refine_steps: Optional[int] = None) -> bytes:
         """x (1, 3, H, W), H and W multiples of the stride -> payload (an I-frame without a
         reference). The codec gets the picture and the next reference from decompress_frame.
-        charge, search: the P-frame's smoothness charge and motion search (estimate_motion)."""
+        charge, search: the P-frame's smoothness charge and motion search (estimate_motion);
+        refine_steps: gradient steps on the latent (None: the model's refine_steps for the frame's type)."""
         q = self._level(level)
+        steps = self.refine_steps[reference is not None] if refine_steps is None else refine_steps
         if reference is None:
-            y = self._analyse(x, q) * self._gain(q, True)
-            payload, y16 = self.prior_intra.compress(y)
+            y, z = self._refined(self._analyse(x, q) * self._gain(q, True), x, q, steps)
+            payload, y16 = self.prior_intra.compress(y, z_int=z)
         else:
             moves, header = None, b""
             if self.config.motion:
@@ -440,10 +447,35 @@ class RTModel(MultiRate, nn.Module):
                 header = self._motion_header(moves)
             cond = self._context(reference, moves)
             y = self._analyse(self._to_code(x, cond.prediction), q, cond.context) * self._gain(q, False)
-            payload, y16 = self.prior_inter.compress(y, cond.latent16)
+            y, z = self._refined(y, x, q, steps, cond)
+            payload, y16 = self.prior_inter.compress(y, cond.latent16, z)
             payload = header + payload
         self.__dict__["_coded_memo"] = (payload, reference, level, y16)
         return payload
+
+    def _refined(self, y: torch.Tensor, x: torch.Tensor, q: torch.Tensor, steps: int,
+                 cond: Optional[Conditioning] = None) -> tuple:
+        """(y, ẑ to send; None: the prior's own): y refined by `steps` steps on the frame's
+        rate-distortion cost (bits, the level's λ). A P-frame keeps the ẑ of the analysis' y: its
+        prior's scales are small, and ẑ's rounding flipping under small moves of y made the steps
+        wander (no gain on carphone); an I-frame's ẑ follows y (fixing it lost most of the gain on
+        walls-r)."""
+        if not steps:
+            return y, None
+        intra = cond is None
+        prior, synthesis = (self.prior_intra, self.g_s_intra) if intra else (self.prior_inter, self.g_s_inter)
+        prev = None if intra else cond.latent16.float() / 2**MEAN_FRAC
+        context = None if intra else cond.context
+        inverse_gain = self._gain(q, intra, inverse=True)
+        weight = self.lambdas[int(q)] * 255**2
+        z = None if intra else prior.hyper_latent(y)
+
+        def cost(latent, relaxed):
+            y_hat, bits = prior.estimate(latent, prev, relaxed, z)
+            x_hat = synthesis(y_hat * inverse_gain, q, context)[0]
+            x_hat = x_hat if intra else self._from_coded(x_hat, cond.prediction)
+            return bits + weight * ((x_hat.clamp(0, 1) - x) ** 2).sum()
+        return refine(y, cost, steps), z
 
     def _decoded_latent(self, payload: bytes, level: int, reference, decode) -> torch.Tensor:
         """ŷ in sixteenths: the encoder's own, when it reconstructs the frame it has just coded
