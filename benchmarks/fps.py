@@ -115,9 +115,8 @@ def rt_stages(model, x, shape, reference, timer, preset=None):
     cond = timer("context", lambda: model._context(reference, moves))
     context, latent16 = cond.context, cond.latent16
     y = timer("analysis", lambda: model._analyse(model._to_code(x, cond.prediction), lv, context) * model._gain(lv, False))
-    if steps:
-        y = timer("refinement", lambda: model._refined(y, x, lv, steps, cond))
-    data = timer("entropy_encode", lambda: prior.compress(y, latent16)[0])
+    y, z = timer("refinement", lambda: model._refined(y, x, lv, steps, cond)) if steps else (y, None)
+    data = timer("entropy_encode", lambda: prior.compress(y, latent16, z)[0])
     z = torch.zeros(1, model.config.Z, -(-shape[0] // 4), -(-shape[1] // 4), dtype=torch.float64, device=x.device)
     timer("prior", lambda: prior._exact_params(z, shape, latent16))
     y16 = timer("entropy_decode", lambda: prior.decompress(data, shape, latent16, device=x.device))

@@ -65,6 +65,15 @@ def test_fps_times_oval_rt_and_counts_its_multiply_adds(tiny_rt_model_path, tmp_
     assert result["macs_per_pixel"]["synthesis_inter"] > result["macs_per_pixel"]["synthesis_intra"] > 0
 
 
+def test_fps_times_the_slower_preset_s_refinement_as_a_stage(tiny_rt_model_path, tmp_path):
+    out = tmp_path / "fps.json"
+    assert script("fps").main(["--model", tiny_rt_model_path, "--sizes", "240p", "--frames", "3", "--clip", "carphone",
+                               "--presets", "slower,medium", "--device", "cpu", "--json", str(out)]) == 0
+    result = json.loads(out.read_text())["sizes"]["240p"]
+    assert result["stages_ms"]["refinement"] > 0
+    assert set(result["presets"]) == {"slower", "medium"}
+
+
 def test_drift_compares_one_gop_with_all_intra(tiny_video_model_path, tmp_path, capsys):
     pytest.importorskip("matplotlib")
     assert script("drift").main(["carphone", "--model", tiny_video_model_path, "--frames", "4",
@@ -118,8 +127,11 @@ def test_rd_variants_switch_coding_options(tiny_rt_model_path):
     from oval.models.rt import Reference
     ref = Reference(torch.rand(1, 16, 4, 4), None)
     assert not model._context(ref)[0].any()
-    with pytest.raises(SystemExit):
-        rd.load_variant(f"{tiny_rt_model_path}#nope", "cpu")
+    assert rd.load_variant(f"{tiny_rt_model_path}#refine=12", "cpu").refine_steps == (12, 12)
+    assert rd.load_variant(f"{tiny_rt_model_path}#refine=12/0", "cpu").refine_steps == (12, 0)
+    for bad in ("nope", "refine=many", "refine=1/2/3"):
+        with pytest.raises(SystemExit):
+            rd.load_variant(f"{tiny_rt_model_path}#{bad}", "cpu")
 
 
 def test_rd_smoothness_variant_sets_the_block_matching_charge(tiny_rt_residual_model_path):
