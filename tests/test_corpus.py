@@ -117,8 +117,10 @@ def test_training_stops_on_time_logs_per_source_and_resumes_from_the_compact_sta
     assert train_main(args + ["--hours", "0.008", "--resume"]) == 0
     slices = [json.loads(line) for line in (run / "slices.jsonl").read_text().splitlines()]
     assert len(slices) == 2 and slices[1]["start_step"] == slices[0]["end_step"] < slices[1]["end_step"]
-    assert slices[1]["wall_hours"] < 0.007
-    assert json.loads((run / "state" / "state.json").read_text())["schedule_seconds"] >= 0.008 * 3600
+    # Bounded by the schedule, not by wall time (validation and saving add to a slice's wall hours,
+    # more so on a loaded machine): a resumed run that restarted its budget would reach 0.012 h.
+    spent = json.loads((run / "state" / "state.json").read_text())["schedule_seconds"]
+    assert 0.008 * 3600 <= spent < 0.012 * 3600
 
 
 def test_a_new_part_trains_on_top_of_trained_p_frames(corpus, tmp_path):
