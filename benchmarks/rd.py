@@ -154,9 +154,11 @@ def oval_point(model, frames: list, fps: float, device, out: Path, quality: int,
 # "MODEL#search=V" has an obmc model's encoder search as motion.SEARCHES V says (the codec's presets),
 # "MODEL#block-search" the same as #search=block,
 # "MODEL#refine=N" refines each frame's latent by N gradient steps before coding (oval.models.refine),
-# "MODEL#refine=N/M" the I-frames' by N, the P-frames' by M.
+# "MODEL#refine=N/M" the I-frames' by N, the P-frames' by M,
+# "MODEL#vector-rate=K" weighs the overlapped searches' last choice of each vector by its bits at K
+# times λ·255² per squared error (motion.RATE_WEIGHT; 0: no such choice, the vectors as searched).
 # Variants combine: "default#smoothness=0.0006/0.002#charge-probe=1".
-VARIANTS = ("no-skip", "no-second-pass", "no-context", "no-motion", "bilinear-only", "block-search", "spynet", "smoothness=V",
+VARIANTS = ("no-skip", "no-second-pass", "no-context", "no-motion", "bilinear-only", "block-search", "spynet", "smoothness=V", "vector-rate=V",
             "charge-probe=V", "vector-predictor=V", "intra-boost=V", "level-cycle=V", "charge-probe-at=V", "compensation=V",
             "search=V", "refine=V")
 
@@ -208,6 +210,13 @@ def apply_variant(model, path: str, variant: str, device) -> None:
         if value not in motion.SEARCHES:
             raise SystemExit(f"#search= takes {' or '.join(motion.SEARCHES)}, not {value!r}")
         model.motion_search = value
+    if variant == "vector-rate=V":
+        try:
+            model.vector_rate_weight = float(value)
+        except ValueError:
+            model.vector_rate_weight = -1.0
+        if not model.vector_rate_weight >= 0:
+            raise SystemExit(f"#vector-rate= needs a number, 0 or more (0: vectors not chosen by their bits), not {value!r}")
     if variant == "refine=V":
         steps = value.split("/")
         if len(steps) > 2 or not all(s.isdigit() for s in steps):

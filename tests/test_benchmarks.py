@@ -129,7 +129,9 @@ def test_rd_variants_switch_coding_options(tiny_rt_model_path):
     assert not model._context(ref)[0].any()
     assert rd.load_variant(f"{tiny_rt_model_path}#refine=12", "cpu").refine_steps == (12, 12)
     assert rd.load_variant(f"{tiny_rt_model_path}#refine=12/0", "cpu").refine_steps == (12, 0)
-    for bad in ("nope", "refine=many", "refine=1/2/3"):
+    assert rd.load_variant(f"{tiny_rt_model_path}#vector-rate=0", "cpu").vector_rate_weight == 0.0
+    assert rd.load_variant(f"{tiny_rt_model_path}#vector-rate=2.5", "cpu").vector_rate_weight == 2.5
+    for bad in ("nope", "refine=many", "refine=1/2/3", "vector-rate=lots", "vector-rate=-1", "vector-rate=nan"):
         with pytest.raises(SystemExit):
             rd.load_variant(f"{tiny_rt_model_path}#{bad}", "cpu")
 

@@ -159,6 +159,34 @@ def test_the_overlapped_refinement_lowers_the_blended_prediction_error():
     assert error(searched.float() / motion.QPEL) <= error(refined) + 1e-3
 
 
+def test_choosing_vectors_by_their_bits_over_smooth_content_saves_them_at_the_same_prediction():
+    """A sub-pixel pan over smooth, noisy content: the searched quarter-pel vectors scatter among
+    near-equal matches. Weighing each block's error against its bits keeps the prediction and sends
+    far fewer bits; with a huge weight on the error no phase's choice raises the blended error."""
+    scene = torch.nn.functional.avg_pool2d(_textured(256, 320, seed=7), 9, 1, 4)
+    ref = scene[..., 32:192, 32:256]
+    shift = torch.tensor([1.3, 0.55]).view(1, 2, 1, 1).expand(1, 2, 160, 224)
+    cur = motion.warp(ref, shift) + 0.03 * torch.randn(1, 3, 160, 224, generator=torch.Generator().manual_seed(0))
+    hb, wb = motion.blocks_of(160, 224)
+    luma = [c.mean(1, keepdim=True) for c in (cur, ref)]
+    overlap = motion._Overlap(160, 224, hb, wb, "cpu")
+
+    def error(v):
+        return float(((luma[0] - overlap.predict(luma[1], v.float() / motion.QPEL)) ** 2).sum())
+    searched = motion.estimate(cur, ref, 0.0, "overlapped")
+    exact = motion.choose_by_rate(*luma, searched, 1e9, overlap, "median")
+    assert error(exact) <= error(searched) + 1e-6
+    chosen = motion.estimate(cur, ref, 0.0, "overlapped", rate_weight=3e3, predictor="median")
+    assert torch.equal(chosen, motion.choose_by_rate(*luma, searched, 3e3, overlap, "median"))
+    assert len(motion.encode(chosen, "median")) < 0.6 * len(motion.encode(searched, "median"))  # 32 against 72 bytes
+    assert error(chosen) < 1.01 * error(searched)
+    # On texture the vectors still follow the motion.
+    textured = _textured(96, 128)
+    moved = motion.warp(textured, torch.tensor([3.25, -1.5]).view(1, 2, 1, 1).expand(1, 2, 96, 128))
+    inner = motion.estimate(moved, textured, search="overlapped", rate_weight=3e3)[0, :, 1:-1, 1:-1]
+    assert (inner[0] == 13).float().mean() > 0.8 and (inner[1] == -6).float().mean() > 0.8
+
+
 @pytest.mark.parametrize("hb,wb", [(3, 5), (4, 4), (1, 2)])
 def test_a_phase_s_error_sums_over_the_pixels_its_blocks_reach(hb, wb):
     """tile_sums (a reshape over 32x32 tiles) gives each block of the phase the error of exactly

@@ -191,6 +191,9 @@ class RTModel(MultiRate, nn.Module):
         # How far the encoder searches (motion.SEARCHES) when the model moves by overlapped blocks
         # (an encoder's choice, the codec's preset; training keeps the cheaper block search).
         self.motion_search = "overlapped"
+        # How much the overlapped searches' last choice weighs a block's prediction error against
+        # its vector's bits, in the level's λ·255² (motion.RATE_WEIGHT; 0: that choice not made).
+        self.vector_rate_weight = motion.RATE_WEIGHT
         # Gradient steps on each frame's latent before it is coded, I-frames' and P-frames'
         # (oval.models.refine; an encoder's choice, the codec's preset: every decoder reads the result).
         self.refine_steps = (0, 0)
@@ -319,8 +322,10 @@ class RTModel(MultiRate, nn.Module):
         a model that moves by overlapped blocks (the others search each block's own vector)."""
         charge = motion.SMOOTHNESS if charge is None else charge
         search = (search or self.motion_search) if self.config.compensation == "obmc" else "block"
-        return self.motion_for(x, reference, motion.estimate(x, reference.picture,
-                                                             motion.smoothness_for(level, DEFAULT_LEVEL, charge), search))
+        rate_weight = self.vector_rate_weight * float(self.lambdas[level - 1]) * 255**2
+        return self.motion_for(x, reference, motion.estimate(
+            x, reference.picture, motion.smoothness_for(level, DEFAULT_LEVEL, charge), search,
+            rate_weight, self.config.vector_predictor))
 
     def motion_for(self, x: torch.Tensor, reference: Reference, vectors: torch.Tensor) -> Motion:
         """What a P-frame sends with these vectors: with a switchable filter, the one that predicts
