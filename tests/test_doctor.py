@@ -14,7 +14,9 @@ def test_doctor_runs_on_the_cpu_and_names_what_is_missing(tmp_path, capsys):
     assert rc == 0 and report["summary"]["failed"] == 0
     checks = {c["check"]: c for c in report["checks"]}
     goldens = [c for name, c in checks.items() if name.startswith("golden ")]
-    assert goldens and all(c["status"] == "ok" and c["identical_frames"] for c in goldens if "cpu" in c["check"])
+    # On the CPU kind that recorded the hashes the frames are identical; on another, within rounding.
+    assert goldens and all(c["status"] == "ok" and (c["identical_frames"] or c.get("within_rounding"))
+                           for c in goldens if "cpu" in c["check"])
     assert any("encoded on cpu, decoded on cpu" in name for name in checks)
     env = report["environment"]
     assert env["coding_math"]["cuda_matmul_tf32"] is False and "cpu_threads" in env

@@ -8,7 +8,8 @@ compares each frame's MD5 with expected.json, as FFmpeg's FATE does with framemd
 differ, the frames with the reference decode kept beside each stream (NAME.frames.npz): the latents
 and table indices are exact on every machine (each frame's check proves them), but the float
 synthesis rounds differently on another CPU's kernels (AVX-512 against AVX2: at most one level, in
-3 of 100,000 values of these streams), so a stream decodes within TOLERANCE of its reference
+3 of 100,000 values of these streams), so a stream decodes within a tolerance of its reference
+(oval.metrics.ROUNDING_TOLERANCE)
 everywhere and to its recorded MD5s on the machine kind that recorded them. A stream without a
 reference file gets one from this machine's decode.
 
@@ -96,11 +97,6 @@ def model_path(name: str) -> str:
     return str(folder / f"{name}.safetensors")
 
 
-# Another machine's decode against the reference frames: the largest difference (levels of 255)
-# and the share of values that may differ at all.
-TOLERANCE = (2, 1e-3)
-
-
 def decode_frames(stream: Path, model) -> list:
     """Every decoded frame, with the coding math the CLI sets (oval.device.set_coding_math: the
     same frames at any thread count)."""
@@ -126,8 +122,8 @@ def save_reference(name: str, frames: list) -> None:
 
 
 def unlike_reference(name: str, frames: list, md5s: list) -> str:
-    """'' when frames are the recorded ones (their MD5s) or within TOLERANCE of the reference
-    decode; else what differs."""
+    """'' when frames are the recorded ones (their MD5s) or within rounding of the reference
+    decode (oval.metrics.ROUNDING_TOLERANCE); else what differs."""
     if [frame_md5(f) for f in frames] == md5s:
         return ""
     if not reference_path(name).is_file():
@@ -136,11 +132,9 @@ def unlike_reference(name: str, frames: list, md5s: list) -> str:
         reference = kept["frames"]
     if reference.shape != (len(frames), *frames[0].shape):
         return f"{name}: {len(frames)} frames of {frames[0].shape}, the reference has {reference.shape}"
-    difference = np.abs(np.stack(frames).astype(np.int16) - reference.astype(np.int16))
-    largest, share = int(difference.max()), float((difference > 0).mean())
-    if largest > TOLERANCE[0] or share > TOLERANCE[1]:
-        return f"{name}: frames differ from the reference by up to {largest} levels in {share:.2%} of values"
-    return ""
+    from oval.metrics import rounding_difference
+    largest, share, close = rounding_difference(frames, reference)
+    return "" if close else f"{name}: frames differ from the reference by up to {largest} levels in {share:.2%} of values"
 
 
 def _alternate_filters(model) -> None:
