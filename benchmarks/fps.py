@@ -1,6 +1,6 @@
 """Throughput and bits per frame, per stage and end to end, at several frame sizes.
 
-    python benchmarks/fps.py [--model default|PATH] [--device auto|cpu|cuda] [--backend torch|onnxruntime|tensorrt]
+    python benchmarks/fps.py [--model default|PATH[#variant]] [--device auto|cpu|cuda] [--backend torch|onnxruntime|tensorrt]
                              [--sizes 360p,720p,1080p] [--frames N] [--clip bigbuckbunny] [--presets medium,fast]
                              [--json PATH]
 
@@ -32,9 +32,11 @@ from oval.export import runtimes
 from oval.io import VideoReader, VideoWriter, read_frames
 from oval.kernels import frames_to_tensor, tensor_to_frames
 from oval.models.base import pad_to_stride
-from oval.models.store import load_model
 from oval.models.video import Reference
 from oval.samples import resolve
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from rd import load_variant  # noqa: E402  (MODEL#variant, as every benchmark reads a model)
 
 SIZES = {"240p": (240, 426), "360p": (360, 640), "480p": (480, 854), "720p": (720, 1280), "1080p": (1080, 1920),
          "2160p": (2160, 3840)}
@@ -215,7 +217,7 @@ def main(argv=None) -> int:
     device = pick_device(args.device)
     from oval.device import set_coding_math
     set_coding_math()  # what oval-encode and oval-decode run with
-    model = runtimes.load(args.backend, load_model(args.model, device), device)
+    model = runtimes.load(args.backend, load_variant(args.model, device), device)
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.sizes.split(","):
