@@ -5,7 +5,7 @@ cannot make a fuzz run allocate much. The header's model fingerprint is replaced
 so mutated streams reach the entropy decoder and the synthesis transform instead of stopping at the
 model check.
 
-    python tests/fuzz/harness.py --make-seeds   # (re)writes tests/fuzz/corpus/ from real frames
+    python tests/fuzz/harness.py --make-seeds [NAME ...]  # (re)writes tests/fuzz/corpus/ seeds (and models/ where missing)
 """
 import dataclasses
 import io
@@ -25,14 +25,26 @@ FUZZ_MODELS = {"oval-factorized": {"N": 4, "M": 4},
                "oval-rt": {"C": 8, "M": 8, "Z": 4, "P": 8}}
 
 
+def model_path(arch: str) -> Path:
+    return HERE / "models" / f"{arch}.safetensors"
+
+
+def build_fuzz_model(arch: str):
+    from oval.models.store import build_model
+    torch.manual_seed(1234)
+    model = build_model(arch, FUZZ_MODELS[arch]).eval()
+    model.update()
+    return model
+
+
 def fuzz_model(arch: str = "oval-factorized"):
-    """The fuzz model of `arch` (the factorized one for an unknown architecture)."""
+    """The fuzz model of `arch` (the factorized one for an unknown architecture), as committed in
+    models/: rebuilt from its seed on another CPU its float-derived tables can differ, and the
+    seed streams' per-frame checks would then refuse them (--make-seeds writes the files)."""
     arch = arch if arch in FUZZ_MODELS else "oval-factorized"
     if arch not in _MODELS:
-        from oval.models.store import build_model, fingerprint
-        torch.manual_seed(1234)
-        model = build_model(arch, FUZZ_MODELS[arch]).eval()
-        model.update()
+        from oval.models.store import fingerprint, load_model
+        model = load_model(str(model_path(arch))) if model_path(arch).is_file() else build_fuzz_model(arch)
         model.fingerprint = fingerprint(model)
         _PRISTINE[id(model)] = [p.detach().clone() for p in model.update_parameters()]
         _MODELS[arch] = model
@@ -82,6 +94,11 @@ def _reset_updates(model) -> None:
 
 def make_seeds() -> None:
     from oval import bitstream, codec
+    from oval.models.store import save_model
+    (HERE / "models").mkdir(exist_ok=True)
+    for arch in FUZZ_MODELS:
+        if not model_path(arch).is_file():
+            save_model(build_fuzz_model(arch), model_path(arch))
     rng = np.random.default_rng(0)
     seeds = {"small": ("oval-factorized", 16, 16, 2), "odd": ("oval-factorized", 23, 37, 3),
              "wide": ("oval-factorized", 16, 96, 1), "video_ip": ("oval-video", 32, 48, 4),
