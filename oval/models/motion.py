@@ -276,16 +276,24 @@ def _overlapped_refine(cur: torch.Tensor, ref: torch.Tensor, v: torch.Tensor, st
     return v
 
 
-def _table_bits(residuals: np.ndarray) -> np.ndarray:
-    """Bits of each residual (2, ...) in the table encode would pick for its component."""
-    out = np.empty(residuals.shape)
-    for c in range(2):
-        table = min(range(TABLES), key=lambda k: _cost_bits(residuals[c].reshape(-1), k))
-        counts = np.array(_table_counts(_DECAY[table]), dtype=np.float64)
-        index = np.clip(residuals[c] + RANGE, 0, 2 * RANGE + 1)
-        index[(residuals[c] < -RANGE) | (residuals[c] > RANGE)] = 2 * RANGE + 1
-        out[c] = -np.log2(counts[index] / TABLE_TOTAL)
-    return out
+@functools.lru_cache(maxsize=1)
+def _bits_tables() -> np.ndarray:
+    """(TABLES, 2·RANGE + 2) bits of each residual (then the escape) in each table."""
+    counts = np.array([_table_counts(d) for d in _DECAY], dtype=np.float64)
+    return -np.log2(counts / TABLE_TOTAL)
+
+
+def _table_index(residuals: np.ndarray) -> np.ndarray:
+    index = np.clip(residuals + RANGE, 0, 2 * RANGE + 1)
+    index[(residuals < -RANGE) | (residuals > RANGE)] = 2 * RANGE + 1
+    return index
+
+
+def _bits_in_cheapest_tables(residuals: np.ndarray) -> list:
+    """Per component of residuals (2, ...): the bits of each value in the table encode would pick
+    for these residuals, as a lookup over _table_index."""
+    tables = _bits_tables()
+    return [tables[int(tables[:, _table_index(residuals[c]).reshape(-1)].sum(1).argmin())] for c in range(2)]
 
 
 def choose_by_rate(cur: torch.Tensor, ref: torch.Tensor, v: torch.Tensor, weight: float, overlap: _Overlap,
@@ -310,15 +318,23 @@ def choose_by_rate(cur: torch.Tensor, ref: torch.Tensor, v: torch.Tensor, weight
             predicted = _predictions(vectors, predictor)
             candidates = np.stack([vectors, predicted,
                                    local_median(torch.from_numpy(vectors)[None])[0].numpy()])
-            costs = []
-            for field in candidates:
-                error = (rest - reach * _sample(ref, overlap.phase_grid(pixels(field), owner), mode)) ** 2
+            costs, moved = [], []
+            for k, field in enumerate(candidates):
+                # the vectors' own terms are the prediction's already: no need to sample them again
+                moved.append(moved_now if k == 0 else _sample(ref, overlap.phase_grid(pixels(field), owner), mode))
+                error = (rest - reach * moved[-1]) ** 2
                 squared = overlap.tile_sums(error, phase, tiles)[0, 0].double().cpu().numpy()
-                costs.append(_table_bits(field - predicted).sum(0) + weight * squared)
+                residuals = field - predicted  # in the tables encode would pick for this field
+                bits = _bits_in_cheapest_tables(residuals)
+                costs.append(bits[0][_table_index(residuals[0])] + bits[1][_table_index(residuals[1])]
+                             + weight * squared)
             pick = np.argmin(np.stack(costs), 0)  # ties keep the vector (the first candidate)
+            pick = np.where(mine.cpu().numpy(), pick, 0)
             chosen = np.take_along_axis(candidates, pick[None, None].repeat(2, 1), 0)[0]
-            chosen = np.where(mine.cpu().numpy()[None], chosen, vectors)
-            prediction = prediction + reach * (_sample(ref, overlap.phase_grid(pixels(chosen), owner), mode) - moved_now)
+            # the phase's new terms, per pixel from the candidate its block chose
+            owner_pick = torch.from_numpy(pick.reshape(-1)).to(ref.device).index_select(0, owner).view(1, 1, *ref.shape[-2:])
+            moved_chosen = torch.where(owner_pick == 1, moved[1], torch.where(owner_pick == 2, moved[2], moved_now))
+            prediction = prediction + reach * (moved_chosen - moved_now)
             vectors = chosen
     return torch.from_numpy(vectors)[None].to(v.device)
 
