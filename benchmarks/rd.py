@@ -212,11 +212,12 @@ def apply_variant(model, path: str, variant: str, device) -> None:
         model.motion_search = value
     if variant == "vector-rate=V":
         try:
-            model.vector_rate_weight = float(value)
+            weight = float(value)
         except ValueError:
-            model.vector_rate_weight = -1.0
-        if not model.vector_rate_weight >= 0:
+            weight = float("nan")
+        if not weight >= 0:  # nan too
             raise SystemExit(f"#vector-rate= needs a number, 0 or more (0: vectors not chosen by their bits), not {value!r}")
+        model.vector_rate_weight = weight
     if variant == "refine=V":
         steps = value.split("/")
         if len(steps) > 2 or not all(s.isdigit() for s in steps):

@@ -25,8 +25,8 @@ def ms_ssim(a, b) -> float:
 
 # Two decodes of one stream on machines whose float kernels round differently (the latents are
 # exact, each frame's check proves it): the largest difference allowed (levels of 255) and the
-# share of values that may differ at all. AVX-512 against AVX2 kernels on the golden streams: one
-# level in 3 of 100,000 values.
+# share of values that may differ at all. The golden streams decoded with one AVX-512 VM's
+# AVX-512, AVX2 and plain kernels (ATEN_CPU_CAPABILITY): one level apart in 3 of 100,000 values.
 ROUNDING_TOLERANCE = (2, 1e-3)
 
 

@@ -43,10 +43,9 @@ SEARCHES = ("block", "overlapped", "overlapped-filter")
 # Each refinement step's candidates, in whole steps: the vector itself first (ties keep it).
 _CANDIDATES = tuple((dx, dy) for dy in (0, -1, 1) for dx in (0, -1, 1))
 # The last choice of the overlapped searches (choose_by_rate) weighs each block's squared
-# prediction error by this many times the level's λ·255² against its vector's bits: more than once,
-# since a better prediction also serves the frames that predict from this one (tiktok-pexels-7247504's
-# P-frames at levels 3 and 7: the training objective 7.6% and 4.0% lower with 8, 4.6% and 2.1%
-# with 2; carphone and lomiri-life within 0.7%).
+# prediction error by this many times the level's λ·255² against its vector's bits: more than once
+# paid, likely because a better prediction also serves the frames that predict from this one
+# (BD-rate against 8: 4 -0.1%, 16 +0.6%, docs/results/compare_vector_rate_weight.json).
 RATE_WEIGHT = 8.0
 
 
@@ -274,26 +273,6 @@ def _overlapped_refine(cur: torch.Tensor, ref: torch.Tensor, v: torch.Tensor, st
         prediction = prediction + reach * (_sample(ref, overlap.phase_grid(best, owner), mode) - moved_now)
         v = best
     return v
-
-
-@functools.lru_cache(maxsize=1)
-def _bits_tables() -> np.ndarray:
-    """(TABLES, 2·RANGE + 2) bits of each residual (then the escape) in each table."""
-    counts = np.array([_table_counts(d) for d in _DECAY], dtype=np.float64)
-    return -np.log2(counts / TABLE_TOTAL)
-
-
-def _table_index(residuals: np.ndarray) -> np.ndarray:
-    index = np.clip(residuals + RANGE, 0, 2 * RANGE + 1)
-    index[(residuals < -RANGE) | (residuals > RANGE)] = 2 * RANGE + 1
-    return index
-
-
-def _bits_in_cheapest_tables(residuals: np.ndarray) -> list:
-    """Per component of residuals (2, ...): the bits of each value in the table encode would pick
-    for these residuals, as a lookup over _table_index."""
-    tables = _bits_tables()
-    return [tables[int(tables[:, _table_index(residuals[c]).reshape(-1)].sum(1).argmin())] for c in range(2)]
 
 
 def choose_by_rate(cur: torch.Tensor, ref: torch.Tensor, v: torch.Tensor, weight: float, overlap: _Overlap,
@@ -592,11 +571,28 @@ def _vectors(r: np.ndarray, predictor: str) -> np.ndarray:
     return v
 
 
-def _cost_bits(values: np.ndarray, table: int) -> float:
-    counts = np.array(_table_counts(_DECAY[table]), dtype=np.float64)
-    index = np.clip(values + RANGE, 0, 2 * RANGE + 1)
-    index[(values < -RANGE) | (values > RANGE)] = 2 * RANGE + 1
-    return float(-np.log2(counts[index] / TABLE_TOTAL).sum())
+@functools.lru_cache(maxsize=1)
+def _bits_tables() -> np.ndarray:
+    """(TABLES, 2·RANGE + 2) bits of each residual (then the escape) in each table."""
+    counts = np.array([_table_counts(d) for d in _DECAY], dtype=np.float64)
+    return -np.log2(counts / TABLE_TOTAL)
+
+
+def _table_index(residuals: np.ndarray) -> np.ndarray:
+    """Each residual's entry in a table: its value, or the escape."""
+    index = np.clip(residuals + RANGE, 0, 2 * RANGE + 1)
+    index[(residuals < -RANGE) | (residuals > RANGE)] = 2 * RANGE + 1
+    return index
+
+
+def _cheapest_table(residuals: np.ndarray) -> int:
+    """The table encode sends one component's residuals with: the one of the fewest bits."""
+    return int(_bits_tables()[:, _table_index(residuals).reshape(-1)].sum(1).argmin())
+
+
+def _bits_in_cheapest_tables(residuals: np.ndarray) -> list:
+    """Per component of residuals (2, ...): the bits of each value in the table encode would pick."""
+    return [_bits_tables()[_cheapest_table(residuals[c])] for c in range(2)]
 
 
 def encode(v: torch.Tensor, predictor: str = "left") -> bytes:
@@ -604,7 +600,7 @@ def encode(v: torch.Tensor, predictor: str = "left") -> bytes:
     against `predictor`'s predictions. The encoder picks each component's cheapest table; the
     decoder reads the index."""
     r = _residuals(v[0].cpu().numpy().astype(np.int64), predictor)
-    tables = [min(range(TABLES), key=lambda k: _cost_bits(r[c].reshape(-1), k)) for c in range(2)]
+    tables = [_cheapest_table(r[c]) for c in range(2)]
     per_symbol = np.concatenate([np.full(r[c].size, tables[c]) for c in range(2)])
     body = bytes(tables) + _coder().encode_indexed(r.reshape(-1), per_symbol)
     return write_varint(len(body)) + body
