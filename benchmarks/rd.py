@@ -157,10 +157,13 @@ def oval_point(model, frames: list, fps: float, device, out: Path, quality: int,
 # "MODEL#refine=N/M" the I-frames' by N, the P-frames' by M,
 # "MODEL#vector-rate=K" weighs the overlapped searches' last choice of each vector by its bits at K
 # times λ·255² per squared error (motion.RATE_WEIGHT; 0: no such choice, the vectors as searched).
+# "MODEL#skip-frames" lets the encoder send a P-frame as its motion alone where that costs less
+# (RTConfig.skip_frames; a new fingerprint), "MODEL#skip-weight=K" weighs a skipped frame's squared
+# error K times in that choice (RTModel.skip_error_weight).
 # Variants combine: "default#smoothness=0.0006/0.002#charge-probe=1".
 VARIANTS = ("no-skip", "no-second-pass", "no-context", "no-motion", "bilinear-only", "block-search", "spynet", "smoothness=V", "vector-rate=V",
             "charge-probe=V", "vector-predictor=V", "intra-boost=V", "level-cycle=V", "charge-probe-at=V", "compensation=V",
-            "search=V", "refine=V")
+            "search=V", "refine=V", "skip-frames", "skip-weight=V")
 
 
 def load_variant(spec: str, device):
@@ -265,6 +268,20 @@ def apply_variant(model, path: str, variant: str, device) -> None:
                 raise SystemExit(f"#{switch}= takes {' or '.join(getattr(motion, choices))}, not {value!r}")
             setattr(model.config, switch.replace("-", "_"), value)
             model.fingerprint = fingerprint(model)
+    if variant == "skip-frames":
+        from oval.models.store import fingerprint
+        if not getattr(model.config, "switchable_filter", False):
+            raise SystemExit(f"{path} has no switchable filter: #skip-frames needs one trained with --switchable-filter")
+        model.config.skip_frames = True
+        model.fingerprint = fingerprint(model)
+    if variant == "skip-weight=V":
+        try:
+            weight = float(value)
+        except ValueError:
+            weight = float("nan")
+        if not weight > 0:
+            raise SystemExit(f"#skip-weight= needs a number above 0, not {value!r}")
+        model.skip_error_weight = weight
     if variant == "bilinear-only":
         if not getattr(model.config, "switchable_filter", False):
             raise SystemExit(f"{path} has no switchable filter: #bilinear-only needs one trained with --switchable-filter")

@@ -47,6 +47,8 @@ def _summary(kind: str, stats: dict) -> str:
              f"{stats['bytes']} bytes", f"{stats['bpp']:.4f} bpp", f"{stats['kbps']:.1f} kbps"]
     if stats.get("psnr") is not None:
         parts.append(f"PSNR {stats['psnr']:.2f} dB")
+    if "intra_frames" in stats:
+        parts.append(f"I-frames {stats['intra_frames']}, skipped {stats['skipped_frames']}")
     fps_key = "encode_fps" if kind == "encoded" else "decode_fps"
     parts.append(f"{stats[fps_key]:.1f} fps")
     return ", ".join(parts)
@@ -152,6 +154,7 @@ def _encode(argv) -> int:
             except ValueError as e:
                 raise OvalError(str(e)) from None
             psnrs, start, interrupted = [], time.perf_counter(), False
+            kinds = {"intra_frames": 0, "skipped_frames": 0}
             with _progress(info.frame_count, "encode", args.quiet) as bar:
                 try:
                     for rgb in reader:
@@ -160,6 +163,8 @@ def _encode(argv) -> int:
                                             f"{rgb.shape[1]}x{rgb.shape[0]}")
                         result = encoder.encode(rgb)
                         psnrs.append(psnr(rgb, result.recon))
+                        kinds["intra_frames"] += result.frame_type == codec.FrameType.INTRA
+                        kinds["skipped_frames"] += result.skipped
                         if recon:
                             recon.write(result.recon)
                         bar.update(1)
@@ -182,7 +187,7 @@ def _encode(argv) -> int:
              **_rates(n_bytes, frames, info.width, info.height, float(info.fps)),
              "psnr": sum(finite) / len(finite) if finite else None,
              "encode_fps": frames / elapsed, "model": model.arch, "quality": encoder.header.quality,
-             "intra_period": encoder.header.intra_period, "fingerprint": model.fingerprint.hex(),
+             "intra_period": encoder.header.intra_period, **kinds, "fingerprint": model.fingerprint.hex(),
              "device": str(device), "backend": args.backend, "preset": args.preset, "output": str(out)}
     if interrupted:
         print(f"oval-encode: interrupted: closed the live stream after {frames} frames", file=sys.stderr)

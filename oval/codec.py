@@ -25,6 +25,7 @@ class FrameResult:
     bytes: int  # size of the frame's unit in the stream, container overhead included
     recon: np.ndarray  # uint8 (H, W, 3) RGB, exactly what a decoder produces
     frame_type: FrameType = FrameType.INTRA
+    skipped: bool = False  # a P-frame sent as its motion alone (skip_frames models)
 
 
 def min_coded_side(model) -> int:
@@ -293,15 +294,18 @@ class Encoder:
             if frame_type == FrameType.INTRA:
                 packet = FramePacket(self.index, frame_type, self.intra_level, payload)
                 recon = self.decoder.decode(packet)
+        skipped = False
+        if frame_type == FrameType.INTER:
+            packet, recon, skipped = self._skipped_if_cheaper(rgb, packet, recon, reference)
         if frame_type == FrameType.INTRA:
             self.since_intra, self.p_sizes, self.p_errors, self.intra_size = 0, [], [], len(payload)
-        else:
+        elif not skipped:  # the scene-cut and drift tests compare coded P-frames
             self.p_sizes.append(len(payload))
             if error is not None:
                 self.p_errors.append(error)
         self.since_intra += 1
         size = self.writer.write_frame(packet)
-        result = FrameResult(self.index, size, recon, frame_type)
+        result = FrameResult(self.index, size, recon, frame_type, skipped)
         self.index += 1
         return result
 
@@ -330,6 +334,24 @@ class Encoder:
         if not self._cost(x, payload, reference) <= self._cost(x, intra, None):  # a NaN picture loses too
             return FrameType.INTRA, intra
         return FrameType.INTER, payload
+
+    def _skipped_if_cheaper(self, rgb: np.ndarray, packet: FramePacket, recon: np.ndarray, reference) -> tuple:
+        """(packet, recon, skipped): the P-frame, or (models with skip frames) the cheapest of the
+        ways to skip it where that costs less: bits plus λ·255² times the squared error, a skipped
+        frame's error weighed model.skip_error_weight times (its picture is also a reference)."""
+        candidates = getattr(self.model, "skipped_payloads", lambda payload, shape: [])(packet.payload,
+                                                                                          self.decoder.shape)
+        price = self.model.lambdas[packet.quality - 1] * rgb.size if candidates else 0  # per unit of MSE
+        best = (8 * len(packet.payload) + price * mse(recon, rgb), packet, recon, self.decoder.reference)
+        for payload in candidates:
+            skipped = FramePacket(packet.index, packet.frame_type, packet.quality, payload)
+            self.decoder.reference = reference
+            skipped_recon = self.decoder.decode(skipped)
+            cost = 8 * len(payload) + price * self.model.skip_error_weight * mse(skipped_recon, rgb)
+            if cost < best[0]:
+                best = (cost, skipped, skipped_recon, self.decoder.reference)
+        _, chosen, recon, self.decoder.reference = best
+        return chosen, recon, chosen is not packet
 
     def _collapsed(self, error: float) -> bool:
         """A P-frame's squared error over COLLAPSE_RATIO times the mean of the group's P-frames."""

@@ -34,7 +34,8 @@ def test_round_trip_decodes_to_recon_frames(clip, frames, tmp_path, capsys, requ
     stats = json.loads(out.strip().splitlines()[-1])
     assert stats["frames"] == frames and stats["bytes"] == (tmp_path / "s.oval").stat().st_size
     assert 0.01 < stats["bpp"] < 2.0 and stats["psnr"] > 24  # a trained model, not noise
-    assert "bpp" in err and "PSNR" in err
+    assert stats["intra_frames"] == 1 and 0 <= stats["skipped_frames"] <= frames - 1
+    assert "bpp" in err and "PSNR" in err and "I-frames 1, skipped" in err
 
     for i in range(2):  # decoding twice gives the same frames
         rc, out, err = run(decode_main, [tmp_path / "s.oval", "-o", tmp_path / f"dec{i}.mkv", "--json"], capsys)

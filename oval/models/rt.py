@@ -15,7 +15,8 @@ shape pixels and never a probability.
 With `motion` (oval.models.motion), the encoder sends one quarter-pel vector per 16x16 block;
 both sides warp the previous picture and feature with them before the context network, and move
 ŷ_{t-1} by whole cells (an integer gather) before the temporal prior. With `switchable_filter` the
-encoder also names the picture's interpolation filter per frame (bilinear or bicubic).
+encoder also names the picture's interpolation filter per frame (bilinear or bicubic), and with
+`skip_frames` it may send a P-frame as its motion alone, the prediction standing as the picture.
 
 Variable rate: quality level q scales the latent by a learned per-channel gain g_q before rounding
 (Cui et al. 2021) and the 1/8-resolution features by per-level channel scales; each level trains
@@ -28,7 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from oval.bitstream import FormatError
+from oval.bitstream import FormatError, read_varint
 from oval.models import motion
 from oval.models.base import MultiRate
 from oval.models.blocks import DepthConvBlock, LevelScale, shuffle, striped, unshuffle
@@ -71,6 +72,14 @@ class RTConfig:
     # With motion: how the vectors move x̂ and F (motion.COMPENSATIONS); "smooth", as the models before
     # 2026-12-02 code, keeps their fingerprints.
     compensation: str = dataclasses.field(default="smooth", metadata={"fingerprint": True})
+    # With a switchable filter: a P-frame may be sent as its motion alone (SKIP_FLAG on the filter
+    # byte, no latent; the picture is the motion-compensated prediction), as a classical encoder
+    # skips blocks that predict well. The weights do not see it; the models before 2026-12-04 have none.
+    skip_frames: bool = dataclasses.field(default=False, metadata={"fingerprint": True})
+
+
+SKIP_FLAG = 0x80  # on a skip_frames model's filter byte: the P-frame has no latent
+SKIP_ERROR_WEIGHT = 1.0
 
 
 @dataclasses.dataclass
@@ -173,6 +182,8 @@ class RTModel(MultiRate, nn.Module):
             raise TypeError("residual P-frames need motion (the residual is against the motion-compensated picture)")
         if config.switchable_filter and not config.motion:
             raise TypeError("a switchable filter needs motion (it interpolates the motion-compensated picture)")
+        if config.skip_frames and not config.switchable_filter:
+            raise TypeError("skip frames need a switchable filter (the skip flag rides on its byte)")
         if config.compensation not in motion.COMPENSATIONS:
             raise TypeError(f"compensation {config.compensation!r} is not one of {', '.join(motion.COMPENSATIONS)}")
         if config.vector_predictor not in motion.PREDICTORS:
@@ -194,6 +205,10 @@ class RTModel(MultiRate, nn.Module):
         # How much the overlapped searches' last choice weighs a block's prediction error against
         # its vector's bits, in the level's λ·255² (motion.RATE_WEIGHT; 0: that choice not made).
         self.vector_rate_weight = motion.RATE_WEIGHT
+        # How much a skipped P-frame's squared error weighs against a coded one's when the encoder
+        # chooses (skip_frames models; codec.Encoder): more than once, as its picture is also the
+        # next frame's reference.
+        self.skip_error_weight = SKIP_ERROR_WEIGHT
         # Gradient steps on each frame's latent before it is coded, I-frames' and P-frames'
         # (oval.models.refine; an encoder's choice, the codec's preset: every decoder reads the result).
         self.refine_steps = (0, 0)
@@ -359,15 +374,29 @@ class RTModel(MultiRate, nn.Module):
         return (bytes([moves.filter]) if self.config.switchable_filter else b"") + vectors
 
     def _read_motion(self, payload: bytes, shape: tuple, device) -> tuple:
-        """-> (Motion, the offset where the latent's payload starts)."""
-        filter_index, start = None, 0
+        """-> (Motion, the offset where the latent's payload starts, whether the frame is skipped)."""
+        filter_index, start, skipped = None, 0, False
         if self.config.switchable_filter:
-            if not payload or payload[0] >= len(motion.FILTERS):
+            filter_index = payload[0] if payload else len(motion.FILTERS)
+            if self.config.skip_frames and filter_index & SKIP_FLAG:
+                filter_index, skipped = filter_index & ~SKIP_FLAG, True
+            if filter_index >= len(motion.FILTERS):
                 raise FormatError("interpolation filter index missing or out of range")
-            filter_index, start = payload[0], 1
+            start = 1
         vectors, used = motion.decode(payload[start:], motion.blocks_of(8 * shape[0], 8 * shape[1]), device,
                                       self.config.vector_predictor)
-        return Motion(vectors, filter_index), start + used
+        return Motion(vectors, filter_index), start + used, skipped
+
+    def skipped_payloads(self, payload: bytes, shape: tuple) -> list:
+        """What a coded P-frame's payload may be sent as instead (none for a model without skip
+        frames): skipped with its motion, and skipped still (zero vectors: the previous picture
+        again, for a few bytes). shape is the latent's (h, w)."""
+        if not self.config.skip_frames:
+            return []
+        length, start = read_varint(payload, 1)  # the vectors' length (motion.encode)
+        still = torch.zeros(1, 2, *motion.blocks_of(8 * shape[0], 8 * shape[1]), dtype=torch.long)
+        return [bytes([payload[0] | SKIP_FLAG]) + payload[1:start + length],
+                bytes([SKIP_FLAG]) + motion.encode(still, self.config.vector_predictor)]
 
     def _moved(self, vectors: torch.Tensor, feature: torch.Tensor, latent: torch.Tensor) -> tuple:
         """The reference feature moved (float) and the reference latent moved by whole cells
@@ -502,8 +531,10 @@ class RTModel(MultiRate, nn.Module):
         else:
             moves, latent = None, payload
             if self.config.motion:
-                moves, used = self._read_motion(payload, shape, device)
+                moves, used, skipped = self._read_motion(payload, shape, device)
                 latent = payload[used:]
+                if skipped:
+                    return self._skipped_frame(moves, reference, latent)
             cond = self._context(reference, moves)
             y16 = self._decoded_latent(payload, level, reference,
                                        lambda: self.prior_inter.decompress(latent, shape, cond.latent16, device=device))
@@ -514,6 +545,15 @@ class RTModel(MultiRate, nn.Module):
             x_hat = self._from_coded(x_hat, cond.prediction)
         x_hat = x_hat.clamp_(0, 1)
         return x_hat, Reference(feature, y16, x_hat if self.config.motion else None)
+
+    def _skipped_frame(self, moves: Motion, reference: Reference, rest: bytes) -> tuple:
+        """A skipped P-frame: the prediction is the picture; the feature and latent move as the
+        motion moves them, for the next P-frame's context and prior."""
+        if rest:
+            raise FormatError(f"a skipped P-frame carries no latent, this one has {len(rest)} bytes more")
+        feature, latent16 = self._moved(moves.vectors, reference.feature, reference.latent16)
+        x_hat = self._predict(moves, reference.picture).clamp(0, 1)
+        return x_hat, Reference(feature, latent16, x_hat)
 
     def encoder_parameters(self) -> list:
         """What only the encoder uses (online adaptation may change it; every stream stays decodable):
