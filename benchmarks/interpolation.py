@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from oval.io import read_frames
-from oval.models import motion
+from oval.models import motion, motion_search
 from oval.samples import resolve
 
 
@@ -59,14 +59,14 @@ COLUMNS = ("bilinear", "bicubic", "obmc-bilinear", "obmc-bicubic", "obmc-search-
            "lanczos3", "lanczos4")
 
 
-def clip_report(frames: list, level: int, charge: float = motion.SMOOTHNESS) -> dict:
+def clip_report(frames: list, level: int, charge: float = motion_search.SMOOTHNESS) -> dict:
     pictures = [torch.from_numpy(f).permute(2, 0, 1)[None].float() / 255 for f in frames]
     scores = {k: [] for k in COLUMNS}
     picks = []
     for prev, cur in zip(pictures, pictures[1:]):
-        charge_now = motion.smoothness_for(level, 6, charge)
-        vectors = motion.estimate(cur, prev, charge_now)
-        refined = motion.estimate(cur, prev, charge_now, "overlapped")
+        charge_now = motion_search.smoothness_for(level, 6, charge)
+        vectors = motion_search.estimate(cur, prev, charge_now)
+        refined = motion_search.estimate(cur, prev, charge_now, "overlapped")
         field = motion.flow(vectors, *cur.shape[-2:])
         for k, name in enumerate(motion.FILTERS):
             for compensation, column in (("smooth", name), ("obmc", f"obmc-{name}")):
@@ -97,8 +97,8 @@ def read_clip(clip: str, frames: int) -> list:
 
 def main(argv=None) -> int:
     p = frame_pair_arguments(__doc__.splitlines()[0])
-    p.add_argument("--charge", type=float, default=motion.SMOOTHNESS,
-                   help="the search's smoothness charge at the default level (motion.CHARGES are the encoder's)")
+    p.add_argument("--charge", type=float, default=motion_search.SMOOTHNESS,
+                   help="the search's smoothness charge at the default level (motion_search.CHARGES are the encoder's)")
     args = p.parse_args(argv)
     report = {"frames": args.frames, "level": args.level, "charge": args.charge, "clips": {}}
     print(f"{'clip':32s} " + " ".join(f"{k:>13s}" for k in COLUMNS) + "  bicubic picked")

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from oval.models import motion, spynet
+from oval.models import motion, motion_search, spynet
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/interpolation.py, however this is loaded
 from interpolation import frame_pair_arguments, psnr, read_clip  # noqa: E402
 
@@ -35,7 +35,7 @@ def clip_report(frames: list, level: int, net) -> dict:
     rows = {"block matching": [], "spynet blocks": []}
     dense, seconds = [], {"block matching": [], "spynet blocks": []}
     for prev, cur in zip(pictures, pictures[1:]):
-        matched, t_match = _timed(motion.estimate, cur, prev, motion.smoothness_for(level, 6))
+        matched, t_match = _timed(motion_search.estimate, cur, prev, motion_search.smoothness_for(level, 6))
         flow, t_flow = _timed(net, cur, prev)
         learned = spynet.block_vectors(flow)
         for name, vectors, t in (("block matching", matched, t_match), ("spynet blocks", learned, t_flow)):

@@ -141,7 +141,7 @@ def oval_point(model, frames: list, fps: float, device, out: Path, quality: int,
 # "MODEL#no-motion" sends zero vectors from a model with explicit motion (what the vectors give),
 # "MODEL#bilinear-only" has a switchable-filter model's encoder always name bilinear, "MODEL#spynet"
 # takes the vectors from a pretrained SpyNet's flow instead of the block matching (oval.models.spynet),
-# "MODEL#smoothness=V" runs the block matching with charge V at the default level (motion.SMOOTHNESS);
+# "MODEL#smoothness=V" runs the block matching with charge V at the default level (motion_search.SMOOTHNESS);
 # with V = A/B (or more), the encoder chooses between the charges as codec.Encoder does (probing them
 # on the first P-frame of each group and every CHARGE_PROBE_PERIOD P-frames), "MODEL#charge-probe=N"
 # probes every N P-frames (1: each P-frame coded with every charge, the cheapest kept; 0: never),
@@ -151,12 +151,12 @@ def oval_point(model, frames: list, fps: float, device, out: Path, quality: int,
 # "MODEL#intra-boost=K" codes the I-frames K levels above the P-frames (codec.Encoder's intra_boost),
 # "MODEL#level-cycle=A/B/.." codes the k-th P-frame of a group A, B, .. levels off the stream's
 # quality, cyclically (codec.Encoder's level_cycle; "-1/-1/-1/0": every fourth P-frame one level up),
-# "MODEL#search=V" has an obmc model's encoder search as motion.SEARCHES V says (the codec's presets),
+# "MODEL#search=V" has an obmc model's encoder search as motion_search.SEARCHES V says (the codec's presets),
 # "MODEL#block-search" the same as #search=block,
 # "MODEL#refine=N" refines each frame's latent by N gradient steps before coding (oval.models.refine),
 # "MODEL#refine=N/M" the I-frames' by N, the P-frames' by M,
 # "MODEL#vector-rate=K" weighs the overlapped searches' last choice of each vector by its bits at K
-# times λ·255² per squared error (motion.RATE_WEIGHT; 0: no such choice, the vectors as searched).
+# times λ·255² per squared error (motion_search.RATE_WEIGHT; 0: no such choice, the vectors as searched).
 # "MODEL#skip-frames" lets the encoder send a P-frame as its motion alone where that costs less
 # (RTConfig.skip_frames; a new fingerprint), "MODEL#skip-weight=K" weighs a skipped frame's squared
 # error K times in that choice (RTModel.skip_error_weight).
@@ -209,9 +209,9 @@ def apply_variant(model, path: str, variant: str, device) -> None:
     if variant == "block-search":
         model.motion_search = "block"
     if variant == "search=V":
-        from oval.models import motion
-        if value not in motion.SEARCHES:
-            raise SystemExit(f"#search= takes {' or '.join(motion.SEARCHES)}, not {value!r}")
+        from oval.models import motion_search
+        if value not in motion_search.SEARCHES:
+            raise SystemExit(f"#search= takes {' or '.join(motion_search.SEARCHES)}, not {value!r}")
         model.motion_search = value
     if variant == "vector-rate=V":
         try:

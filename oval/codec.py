@@ -68,7 +68,7 @@ DEFAULT_INTRA_PERIOD = 32  # temporal models: an I-frame every N frames (a secon
 class Preset:
     """How hard the encoder works, as classical encoders name their speed presets: the stream's
     format is the same whichever, and every decoder reads it. search: the motion search
-    (motion.SEARCHES), for models that move by overlapped blocks (the shipped default): refine the
+    (motion_search.SEARCHES), for models that move by overlapped blocks (the shipped default): refine the
     vectors for the blend or not, or judge the refinement with the taps the frame will use.
     refine_steps: gradient steps on each I-frame's and each P-frame's latent before it is coded
     (oval.models.refine)."""

@@ -10,7 +10,7 @@ import torch
 from conftest import moving_pattern
 from oval import codec
 from oval.bitstream import FormatError, FrameType
-from oval.models import motion
+from oval.models import motion, motion_search
 from oval.models.rt import RTConfig, RTModel
 from oval.models.store import fingerprint
 
@@ -26,7 +26,7 @@ def test_a_known_sub_pixel_shift_is_found_and_warps_back():
     ref = _textured(96, 128)
     shift = torch.tensor([3.25, -1.5]).view(1, 2, 1, 1).expand(1, 2, 96, 128)
     cur = motion.warp(ref, shift)
-    v = motion.estimate(cur, ref)
+    v = motion_search.estimate(cur, ref)
     assert v.shape == (1, 2, 6, 8) and v.dtype == torch.int64
     inner = v[0, :, 1:-1, 1:-1]  # edge blocks see repeated border pixels
     assert (inner[0] == 13).float().mean() > 0.8 and (inner[1] == -6).float().mean() > 0.8
@@ -37,7 +37,7 @@ def test_a_known_sub_pixel_shift_is_found_and_warps_back():
 
 def test_a_still_picture_gets_zero_vectors_that_cost_a_few_bytes():
     ref = _textured(64, 64, seed=1)
-    v = motion.estimate(ref, ref)
+    v = motion_search.estimate(ref, ref)
     assert not v.any()
     assert len(motion.encode(v)) < 16
 
@@ -129,7 +129,7 @@ def test_the_search_geometry_blends_as_the_overlapped_compensation_does():
     hb, wb = 3, 5
     picture = torch.rand(1, 1, 16 * hb, 16 * wb, generator=torch.Generator().manual_seed(3))
     vectors = torch.randint(-9, 10, (1, 2, hb, wb), generator=torch.Generator().manual_seed(4)).float() / 4
-    overlap = motion._Overlap(16 * hb, 16 * wb, hb, wb, "cpu")
+    overlap = motion_search._Overlap(16 * hb, 16 * wb, hb, wb, "cpu")
     assert torch.allclose(overlap.predict(picture, vectors),
                           motion.move(picture, vectors * motion.QPEL, compensation="obmc"), atol=1e-5)
 
@@ -144,17 +144,17 @@ def test_the_overlapped_refinement_lowers_the_blended_prediction_error():
     cur[..., :, 70:] = scene[..., 17:113, 16 + 70 + 2:144 + 2]  # the right part moved by (2, 1)
     hb, wb = motion.blocks_of(96, 128)
     luma = [c.mean(1, keepdim=True) for c in (cur, ref)]
-    own = motion.estimate(cur, ref, 0.0).float() / motion.QPEL
-    overlap = motion._Overlap(96, 128, hb, wb, "cpu")
+    own = motion_search.estimate(cur, ref, 0.0).float() / motion.QPEL
+    overlap = motion_search._Overlap(96, 128, hb, wb, "cpu")
 
     def error(v):
         return float((luma[0] - overlap.predict(luma[1], v)).abs().sum())
     refined = own
-    for step in motion.OVERLAPPED_STEPS:
-        before, refined = refined, motion._overlapped_refine(*luma, refined, step, 0.0, overlap)
+    for step in motion_search.OVERLAPPED_STEPS:
+        before, refined = refined, motion_search._overlapped_refine(*luma, refined, step, 0.0, overlap)
         assert error(refined) <= error(before) + 1e-3
     assert error(refined) < 0.99 * error(own)  # 3.2% lower here
-    searched = motion.estimate(cur, ref, 0.0, "overlapped")
+    searched = motion_search.estimate(cur, ref, 0.0, "overlapped")
     assert searched.dtype == torch.int64 and searched.shape == own.shape
     assert error(searched.float() / motion.QPEL) <= error(refined) + 1e-3
 
@@ -169,21 +169,21 @@ def test_choosing_vectors_by_their_bits_over_smooth_content_saves_them_at_the_sa
     cur = motion.warp(ref, shift) + 0.03 * torch.randn(1, 3, 160, 224, generator=torch.Generator().manual_seed(0))
     hb, wb = motion.blocks_of(160, 224)
     luma = [c.mean(1, keepdim=True) for c in (cur, ref)]
-    overlap = motion._Overlap(160, 224, hb, wb, "cpu")
+    overlap = motion_search._Overlap(160, 224, hb, wb, "cpu")
 
     def error(v):
         return float(((luma[0] - overlap.predict(luma[1], v.float() / motion.QPEL)) ** 2).sum())
-    searched = motion.estimate(cur, ref, 0.0, "overlapped")
-    exact = motion.choose_by_rate(*luma, searched, 1e9, overlap, "median")
+    searched = motion_search.estimate(cur, ref, 0.0, "overlapped")
+    exact = motion_search.choose_by_rate(*luma, searched, 1e9, overlap, "median")
     assert error(exact) <= error(searched) + 1e-6
-    chosen = motion.estimate(cur, ref, 0.0, "overlapped", rate_weight=3e3, predictor="median")
-    assert torch.equal(chosen, motion.choose_by_rate(*luma, searched, 3e3, overlap, "median"))
+    chosen = motion_search.estimate(cur, ref, 0.0, "overlapped", rate_weight=3e3, predictor="median")
+    assert torch.equal(chosen, motion_search.choose_by_rate(*luma, searched, 3e3, overlap, "median"))
     assert len(motion.encode(chosen, "median")) < 0.6 * len(motion.encode(searched, "median"))  # 32 against 72 bytes
     assert error(chosen) < 1.01 * error(searched)
     # On texture the vectors still follow the motion.
     textured = _textured(96, 128)
     moved = motion.warp(textured, torch.tensor([3.25, -1.5]).view(1, 2, 1, 1).expand(1, 2, 96, 128))
-    inner = motion.estimate(moved, textured, search="overlapped", rate_weight=3e3)[0, :, 1:-1, 1:-1]
+    inner = motion_search.estimate(moved, textured, search="overlapped", rate_weight=3e3)[0, :, 1:-1, 1:-1]
     assert (inner[0] == 13).float().mean() > 0.8 and (inner[1] == -6).float().mean() > 0.8
 
 
@@ -192,10 +192,10 @@ def test_a_phase_s_error_sums_over_the_pixels_its_blocks_reach(hb, wb):
     """tile_sums (a reshape over 32x32 tiles) gives each block of the phase the error of exactly
     the pixels one of whose four blend terms moves by its vector, at every edge."""
     height, width = 16 * hb, 16 * wb
-    overlap = motion._Overlap(height, width, hb, wb, "cpu")
+    overlap = motion_search._Overlap(height, width, hb, wb, "cpu")
     error = torch.rand(1, 1, height, width, generator=torch.Generator().manual_seed(7), dtype=torch.float64)
     terms = torch.stack([rows[:, None] * wb + cols[None, :]
-                         for _, rows, cols in motion._blend_terms(height, width, 16, hb, wb, "cpu")])
+                         for _, rows, cols in motion.blend_terms(height, width, 16, hb, wb, "cpu")])
     assert len(overlap.phases) == (2 if hb == 1 else 4)  # a frame one block high has no odd rows
     for _, _, mine, phase, tiles in overlap.phases:
         sums = overlap.tile_sums(error, phase, tiles)[0, 0]
@@ -212,17 +212,17 @@ def test_the_filter_aware_search_judges_with_the_taps_the_frame_will_name():
     judges with bicubic; a whole-pixel move copies pixels alike with both: bilinear (the tie)."""
     ref = _textured(64, 96, seed=2)
     hb, wb = motion.blocks_of(64, 96)
-    overlap = motion._Overlap(64, 96, hb, wb, "cpu")
+    overlap = motion_search._Overlap(64, 96, hb, wb, "cpu")
     luma = ref.mean(1, keepdim=True)
     for shift, taps in ((0.25, "bicubic"), (1.0, "bilinear")):
         cur = motion.warp(luma, torch.tensor([shift, 0.0]).view(1, 2, 1, 1).expand(1, 2, 64, 96), "bicubic")
         v = torch.tensor([shift, 0.0]).view(1, 2, 1, 1).expand(1, 2, hb, wb).clone()
-        assert motion._likely_taps(cur, luma, v, overlap) == taps
-    searched = motion.estimate(motion.warp(ref, torch.tensor([0.25, 0.0]).view(1, 2, 1, 1).expand(1, 2, 64, 96)), ref,
+        assert motion_search._likely_taps(cur, luma, v, overlap) == taps
+    searched = motion_search.estimate(motion.warp(ref, torch.tensor([0.25, 0.0]).view(1, 2, 1, 1).expand(1, 2, 64, 96)), ref,
                                0.0, "overlapped-filter")
     assert searched.dtype == torch.int64 and searched.shape == (1, 2, hb, wb)
     with pytest.raises(ValueError, match="search must be one of"):
-        motion.estimate(ref, ref, 0.0, "obmc")
+        motion_search.estimate(ref, ref, 0.0, "obmc")
 
 
 def test_damaged_vectors_are_refused_with_a_format_error():
@@ -492,7 +492,7 @@ def test_the_filter_choice_follows_the_content():
     """Sharp detail moving by fractions of a pixel predicts better bicubic; a frame that is itself
     a bilinear resampling of its reference (blurred the way bilinear blurs), bilinear."""
     ref, cur = _fractional_pan(2, 64, 96)
-    vectors = motion.estimate(cur, ref)
+    vectors = motion_search.estimate(cur, ref)
     assert motion.choose_filters(cur, ref, vectors).tolist() == [1]
     errors = [((cur - motion.predict(ref, vectors, torch.tensor([k]))) ** 2).mean() for k in (0, 1)]
     assert errors[1] < 0.8 * errors[0]
@@ -577,8 +577,8 @@ def test_training_draws_each_clips_charge_from_the_encoders():
     model = _motion_model(1, residual=True)
     torch.manual_seed(0)
     drawn = model.training_charges(300, torch.device("cpu"))
-    assert drawn.shape == (300,) and set(drawn.tolist()) == set(motion.CHARGES)
+    assert drawn.shape == (300,) and set(drawn.tolist()) == set(motion_search.CHARGES)
     levels = torch.tensor([6, 4])
-    scaled = motion.smoothness_for(levels, 6, torch.tensor([0.002, 0.006], dtype=torch.float64))
+    scaled = motion_search.smoothness_for(levels, 6, torch.tensor([0.002, 0.006], dtype=torch.float64))
     assert scaled.shape == (2, 1, 1, 1) and torch.allclose(scaled.flatten(), torch.tensor([0.002, 0.012]))
     assert RTModel(RTConfig(C=16, M=16, Z=8, P=16)).training_charges(4, torch.device("cpu")) is None

@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from oval.bitstream import FormatError, read_varint
-from oval.models import motion
+from oval.models import motion, motion_search
 from oval.models.base import MultiRate
 from oval.models.blocks import DepthConvBlock, LevelScale, shuffle, striped, unshuffle
 from oval.models.hyperprior import MEAN_FRAC, LatentPrior
@@ -198,13 +198,13 @@ class RTModel(MultiRate, nn.Module):
             nn.init.zeros_(self.motion_stem.bias)
         # The block matching's smoothness charges the encoder may choose between (an encoder's
         # choice: any decodes; an ablation that fixes the vectors empties it).
-        self.smoothness_charges = motion.CHARGES if cfg.motion else ()
-        # How far the encoder searches (motion.SEARCHES) when the model moves by overlapped blocks
+        self.smoothness_charges = motion_search.CHARGES if cfg.motion else ()
+        # How far the encoder searches (motion_search.SEARCHES) when the model moves by overlapped blocks
         # (an encoder's choice, the codec's preset; training keeps the cheaper block search).
         self.motion_search = "overlapped"
         # How much the overlapped searches' last choice weighs a block's prediction error against
-        # its vector's bits, in the level's λ·255² (motion.RATE_WEIGHT; 0: that choice not made).
-        self.vector_rate_weight = motion.RATE_WEIGHT
+        # its vector's bits, in the level's λ·255² (motion_search.RATE_WEIGHT; 0: that choice not made).
+        self.vector_rate_weight = motion_search.RATE_WEIGHT
         # How much a skipped P-frame's squared error weighs against a coded one's when the encoder
         # chooses (skip_frames models; codec.Encoder): more than once, as its picture is also the
         # next frame's reference.
@@ -304,7 +304,7 @@ class RTModel(MultiRate, nn.Module):
 
     def _train_frame(self, x, level, intra: bool, x_hat, feature, prev, charges=None) -> tuple:
         """One frame of the training forward -> (x̂, its feature, its latent ŷ, likelihoods).
-        charges: (B,) block matching charges (training_charges; None: motion.SMOOTHNESS)."""
+        charges: (B,) block matching charges (training_charges; None: motion_search.SMOOTHNESS)."""
         if intra:
             y_hat, lik = self.prior_intra(self.g_a_intra(x, level) * self._gain(level, True))
             x_hat, feature = self.g_s_intra(y_hat * self._gain(level, True, inverse=True), level)
@@ -312,8 +312,8 @@ class RTModel(MultiRate, nn.Module):
         prediction = None
         if self.config.motion:
             reference = x_hat.clamp(0, 1)
-            vectors = motion.estimate(x, reference.detach(), motion.smoothness_for(
-                level + 1, DEFAULT_LEVEL, motion.SMOOTHNESS if charges is None else charges))
+            vectors = motion_search.estimate(x, reference.detach(), motion_search.smoothness_for(
+                level + 1, DEFAULT_LEVEL, motion_search.SMOOTHNESS if charges is None else charges))
             feature, prev = self._moved(vectors, feature, prev)
             compensation = self.config.compensation
             filters = (motion.choose_filters(x, reference.detach(), vectors, compensation)
@@ -333,13 +333,13 @@ class RTModel(MultiRate, nn.Module):
                         charge: Optional[float] = None, search: Optional[str] = None) -> Motion:
         """The encoder's choice of vectors and filter (any choice decodes; benchmarks replace it for
         ablations); charge: the block matching's smoothness charge at the default level (None:
-        motion.SMOOTHNESS); search: how far to search (motion.SEARCHES; None: motion_search), for
+        motion_search.SMOOTHNESS); search: how far to search (motion_search.SEARCHES; None: self.motion_search), for
         a model that moves by overlapped blocks (the others search each block's own vector)."""
-        charge = motion.SMOOTHNESS if charge is None else charge
+        charge = motion_search.SMOOTHNESS if charge is None else charge
         search = (search or self.motion_search) if self.config.compensation == "obmc" else "block"
         rate_weight = self.vector_rate_weight * float(self.lambdas[level - 1]) * 255**2
-        return self.motion_for(x, reference, motion.estimate(
-            x, reference.picture, motion.smoothness_for(level, DEFAULT_LEVEL, charge), search,
+        return self.motion_for(x, reference, motion_search.estimate(
+            x, reference.picture, motion_search.smoothness_for(level, DEFAULT_LEVEL, charge), search,
             rate_weight, self.config.vector_predictor))
 
     def motion_for(self, x: torch.Tensor, reference: Reference, vectors: torch.Tensor) -> Motion:
