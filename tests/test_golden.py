@@ -41,10 +41,18 @@ def test_golden_set_covers_frame_types_qualities_and_colour_spaces():
     assert {s["arch"] for s in streams.values()} == {"oval-factorized", "oval-video", "oval-rt"}
     assert any(min(s["size"]) % 8 for s in streams.values())  # a size off the stride
     root = GOLDEN.parents[1]
-    motion = [name for name, s in streams.items() if "INTER" in s["frame_types"]
-              and getattr(load_model(s["model_file"] if s["model_file"] == "default" else str(root / s["model_file"])
-                                     ).config, "motion", False)]
+    configs = {name: getattr(load_model(s["model_file"] if s["model_file"] == "default" else str(root / s["model_file"])),
+                             "config", None) for name, s in streams.items() if "INTER" in s["frame_types"]}
+    motion = [name for name, config in configs.items() if getattr(config, "motion", False)]
     assert motion, "no golden stream has P-frames with explicit motion"
+    from oval.models.rt import SKIP_FLAG
+
+    def has_skips(name):
+        with open(GOLDEN / f"{name}.oval", "rb") as f:
+            return any(p.frame_type == bitstream.FrameType.INTER and p.payload[0] & SKIP_FLAG
+                       for p in bitstream.StreamReader(f))
+    assert any(has_skips(name) for name in motion if getattr(configs[name], "skip_frames", False)), \
+        "no golden stream has skipped P-frames"
 
 
 @pytest.mark.parametrize("threads", [1, 2])

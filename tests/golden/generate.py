@@ -46,6 +46,7 @@ STREAMS = {
     "rt_filter_q7_gop0": ("tiny_rt_filter", 7, 0, 5, (48, 80), False),
     "rt_median_vectors_q6_gop0": ("tiny_rt_median", 6, 0, 4, (64, 112), False),
     "rt_obmc_q6_gop0": ("tiny_rt_obmc", 6, 0, 4, (64, 112), False),
+    "rt_skip_q5_gop0": ("tiny_rt_skip", 5, 0, 5, (64, 112), False),
     "default": ("default", None, None, 4, (144, 176)),  # its default quality and intra period
     # Earlier defaults ship on so that their streams decode: each keeps a golden stream.
     "shipped_rt_deep_2026_12_02": ("rt-deep-2026-12-02", None, None, 4, (144, 176)),
@@ -77,6 +78,9 @@ MODELS = {
                                    "switchable_filter": True, "vector_predictor": "median"}, 10),
     "tiny_rt_obmc": ("oval-rt", {"C": 16, "M": 16, "Z": 8, "P": 16, "motion": True, "residual": True,
                                  "switchable_filter": True, "vector_predictor": "median", "compensation": "obmc"}, 11),
+    "tiny_rt_skip": ("oval-rt", {"C": 16, "M": 16, "Z": 8, "P": 16, "motion": True, "residual": True,
+                                 "switchable_filter": True, "vector_predictor": "median", "compensation": "obmc",
+                                 "skip_frames": True}, 12),
 }
 
 
@@ -183,7 +187,8 @@ def main(argv=None) -> int:
         sink = io.BytesIO()
         encoder = codec.Encoder(model, sink, w, h, 30, n, quality=quality, intra_period=period,
                                 scene_cuts=cuts[0] if cuts else True)
-        types = [encoder.encode(f).frame_type.name for f in frames]
+        results = [encoder.encode(f) for f in frames]
+        types = [r.frame_type.name for r in results]
         encoder.close()
         path = HERE / f"{name}.oval"
         path.write_bytes(sink.getvalue())
@@ -193,7 +198,8 @@ def main(argv=None) -> int:
                                      "quality": header.quality, "colour_space": header.colour_space.name,
                                      "size": [w, h], "frame_types": types, "frame_md5": [frame_md5(f) for f in decoded]}
         save_reference(name, decoded)
-        print(f"{name}: {len(sink.getvalue())} bytes, {''.join('I' if t == 'INTRA' else 'P' for t in types)}")
+        print(f"{name}: {len(sink.getvalue())} bytes, "
+              f"{''.join('I' if r.frame_type.name == 'INTRA' else 'S' if r.skipped else 'P' for r in results)}")
     (HERE / "expected.json").write_text(json.dumps(expected, indent=1) + "\n")
     return 0
 
