@@ -15,7 +15,7 @@ RESUME_KEYS = ("arch", "N", "M", "C", "lmbda", "distortion", "quantizer", "crop"
                "compensation", "intra_encoder_blocks", "intra_decoder_blocks")
 # TrainConfig fields that are model config fields, passed on where the architecture has them.
 MODEL_KEYS = ("N", "M", "C", "memory", "colour_space", "backbone", "motion", "residual", "switchable_filter",
-              "vector_predictor", "compensation", "intra_encoder_blocks", "intra_decoder_blocks")
+              "skip_frames", "vector_predictor", "compensation", "intra_encoder_blocks", "intra_decoder_blocks")
 
 
 def _opt(default, help_text: str):
@@ -50,6 +50,9 @@ class TrainConfig:
                                  "picture (x̂ = prediction + decoded residual)")
     switchable_filter: bool = _opt(False, "oval-rt with --motion: the encoder names the motion-compensated picture's "
                                           "interpolation per frame (bilinear or bicubic, the one that predicts better)")
+    skip_frames: bool = _opt(False, "oval-rt with --switchable-filter: the encoder may send a P-frame as its motion "
+                                    "alone where that costs less (a coding choice the training does not see; the "
+                                    "shipped default has it)")
     vector_predictor: str = _opt("median", "oval-rt with --motion: what each motion vector is sent against, "
                                            "median (of left, above, above-right) or left (the models before "
                                            "2026-12-01); a coding choice the training does not see")
@@ -136,6 +139,8 @@ def parse_args(argv=None) -> tuple[TrainConfig, bool]:
         raise OvalError(f"--compensation must be one of {', '.join(COMPENSATIONS)}, not {cfg.compensation!r}")
     if cfg.vector_predictor not in PREDICTORS:
         raise OvalError(f"--vector-predictor must be one of {', '.join(PREDICTORS)}, not {cfg.vector_predictor!r}")
+    if cfg.skip_frames and not cfg.switchable_filter:
+        raise OvalError("--skip-frames needs --switchable-filter (the skip flag rides on the filter byte)")
     if cfg.backbone_weights and not cfg.backbone:
         raise OvalError("--backbone-weights needs --backbone resnet")
     if cfg.frames < 1:

@@ -141,3 +141,14 @@ def test_motion_models_are_trained_to_send_vectors_against_the_median(tmp_path):
     assert model_config(parse_args(base + ["--motion", "--vector-predictor", "left"])[0])["vector_predictor"] == "left"
     assert "vector_predictor" not in model_config(parse_args(base)[0])
     assert train_main(base + ["--motion", "--vector-predictor", "mean"]) == 1
+
+
+def test_skip_frames_are_a_flag_for_switchable_filter_models(tmp_path):
+    from oval.models.rt import RTConfig, RTModel
+    from oval.train_config import model_config, parse_args
+    base = ["--data", str(tmp_path), "--out", str(tmp_path / "r"), "--arch", "oval-rt", "--motion", "--residual"]
+    config = model_config(parse_args(base + ["--switchable-filter", "--skip-frames"])[0])
+    assert config["skip_frames"] is True
+    assert RTModel(RTConfig(**config)).config.skip_frames
+    assert "skip_frames" not in model_config(parse_args(base + ["--switchable-filter"])[0])
+    assert train_main(base + ["--skip-frames"]) == 1  # the flag rides on the filter byte
