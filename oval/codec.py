@@ -338,7 +338,7 @@ class Encoder:
     def _skipped_if_cheaper(self, rgb: np.ndarray, packet: FramePacket, recon: np.ndarray, reference) -> tuple:
         """(packet, recon, skipped): the P-frame, or (models with skip frames) the cheapest of the
         ways to skip it where that costs less: bits plus λ·255² times the squared error, a skipped
-        frame's error weighed model.skip_error_weight times (its picture is also a reference)."""
+        frame's error weighed model.skip_error_weight times (rt.SKIP_ERROR_WEIGHT)."""
         candidates = getattr(self.model, "skipped_payloads", lambda payload, shape: [])(packet.payload,
                                                                                           self.decoder.shape)
         price = self.model.lambdas[packet.quality - 1] * rgb.size if candidates else 0  # per unit of MSE

@@ -79,7 +79,12 @@ class RTConfig:
 
 
 SKIP_FLAG = 0x80  # on a skip_frames model's filter byte: the P-frame has no latent
-SKIP_ERROR_WEIGHT = 1.0
+# How much a skipped P-frame's squared error weighs against a coded one's in the encoder's choice.
+# Below one paid on seven held-out clips (BD-rate against 1 at intra period 32: 0.75 -5.4% on
+# tiktok, eiffel and lomiri-life, -1.9% on carphone, walls-r, the tree and palapeli; 0.5 -4.2% and
+# +12.6%; 2 skips nothing): a coded P-frame at a low level buys less for the frames after it than
+# its own cost shows. docs/results/compare_skip_weight*.json.
+SKIP_ERROR_WEIGHT = 0.75
 
 
 @dataclasses.dataclass
@@ -206,8 +211,7 @@ class RTModel(MultiRate, nn.Module):
         # its vector's bits, in the level's λ·255² (motion_search.RATE_WEIGHT; 0: that choice not made).
         self.vector_rate_weight = motion_search.RATE_WEIGHT
         # How much a skipped P-frame's squared error weighs against a coded one's when the encoder
-        # chooses (skip_frames models; codec.Encoder): more than once, as its picture is also the
-        # next frame's reference.
+        # chooses (skip_frames models; codec.Encoder; SKIP_ERROR_WEIGHT).
         self.skip_error_weight = SKIP_ERROR_WEIGHT
         # Gradient steps on each frame's latent before it is coded, I-frames' and P-frames'
         # (oval.models.refine; an encoder's choice, the codec's preset: every decoder reads the result).
