@@ -191,7 +191,14 @@ def test_a_first_p_frame_that_lifts_the_group_above_its_i_frame_stays_a_p_frame(
     from oval.models.store import load_model
     assert corpus_main(["clips", str(corpus), "--out", str(tmp_path), "--frames", "3", "--size", "256x144"]) == 0
     frames = read_frames(str(tmp_path / "tiktok-pexels-7247504.mkv"), 3)
-    encoder = codec.Encoder(load_model("default"), io.BytesIO(), 256, 144, 25, 3, quality=3, intra_period=32)
+    model = load_model("default")
+    model.config.skip_frames = False  # the scene-cut test alone: a skipped P-frame is too small to trip it
+    encoder = codec.Encoder(model, io.BytesIO(), 256, 144, 25, 3, quality=3, intra_period=32)
     results = [encoder.encode(f) for f in frames]
     assert results[1].bytes > results[0].bytes  # what trips the size test
     assert [r.frame_type.name for r in results] == ["INTRA", "INTER", "INTER"]
+    # With skip frames (the default's), the encoder sends that frame as its motion alone instead.
+    encoder = codec.Encoder(load_model("default"), io.BytesIO(), 256, 144, 25, 3, quality=3, intra_period=32)
+    results = [encoder.encode(f) for f in frames]
+    assert [r.frame_type.name for r in results] == ["INTRA", "INTER", "INTER"]
+    assert results[1].skipped and results[1].bytes < results[0].bytes
