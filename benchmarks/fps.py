@@ -238,7 +238,7 @@ def main(argv=None) -> int:
             print(f"  {name} preset {preset}: encode {run['encode_fps']:.2f} fps, {run['bits_per_frame']:.0f} bits/frame")
     macs = None
     if hasattr(model, "graphs"):
-        from oval.models.rt import macs_per_pixel
+        from oval.models.rt_cost import macs_per_pixel
         macs = {k: round(v) for k, v in macs_per_pixel(model).items()}
         print("multiply-adds per pixel: " + ", ".join(f"{k} {v}" for k, v in macs.items()))
     if args.json:

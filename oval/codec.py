@@ -296,7 +296,7 @@ class Encoder:
                 recon = self.decoder.decode(packet)
         skipped = False
         if frame_type == FrameType.INTER:
-            packet, recon, skipped = self._skipped_if_cheaper(rgb, packet, recon, reference)
+            packet, recon, skipped = self._skipped_if_cheaper(rgb, packet, recon, reference, error)
         if frame_type == FrameType.INTRA:
             self.since_intra, self.p_sizes, self.p_errors, self.intra_size = 0, [], [], len(payload)
         elif not skipped:  # the scene-cut and drift tests compare coded P-frames
@@ -335,14 +335,19 @@ class Encoder:
             return FrameType.INTRA, intra
         return FrameType.INTER, payload
 
-    def _skipped_if_cheaper(self, rgb: np.ndarray, packet: FramePacket, recon: np.ndarray, reference) -> tuple:
+    def _skipped_if_cheaper(self, rgb: np.ndarray, packet: FramePacket, recon: np.ndarray, reference,
+                            error: Optional[float] = None) -> tuple:
         """(packet, recon, skipped): the P-frame, or (models with skip frames) the cheapest of the
         ways to skip it where that costs less: bits plus λ·255² times the squared error, a skipped
-        frame's error weighed model.skip_error_weight times (rt.SKIP_ERROR_WEIGHT)."""
-        candidates = getattr(self.model, "skipped_payloads", lambda payload, shape: [])(packet.payload,
-                                                                                          self.decoder.shape)
-        price = self.model.lambdas[packet.quality - 1] * rgb.size if candidates else 0  # per unit of MSE
-        best = (8 * len(packet.payload) + price * mse(recon, rgb), packet, recon, self.decoder.reference)
+        frame's error weighed model.skip_error_weight times (rt.SKIP_ERROR_WEIGHT). error: the
+        coded frame's mean squared error, if the encoder has it already."""
+        skipped_payloads = getattr(self.model, "skipped_payloads", None)
+        candidates = skipped_payloads(packet.payload, self.decoder.shape) if skipped_payloads else []
+        if not candidates:
+            return packet, recon, False
+        price = self.model.lambdas[packet.quality - 1] * rgb.size  # per unit of mean squared error
+        error = mse(recon, rgb) if error is None else error
+        best = (8 * len(packet.payload) + price * error, packet, recon, self.decoder.reference)
         for payload in candidates:
             skipped = FramePacket(packet.index, packet.frame_type, packet.quality, payload)
             self.decoder.reference = reference
