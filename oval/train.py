@@ -440,8 +440,11 @@ def train(cfg: TrainConfig, resume: bool = False) -> Optional[Path]:
 
 def record_slice(out: Path, cfg: TrainConfig, start_step: int, end_step: int, seconds: float,
                  device: torch.device, val: dict) -> None:
-    """One line per training slice in RUN_DIR/slices.jsonl: what the model card and its plot use."""
+    """One line per training slice in RUN_DIR/slices.jsonl: what the model card and its plot use.
+    A resume that trains no step (its budget already spent) only re-exports the model: no slice."""
     import datetime
+    if end_step <= start_step:
+        return
     line = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "stage": cfg.stage, "start_step": start_step, "end_step": end_step,
             "wall_hours": round(seconds / 3600, 4), "machine": machine_name(device), "device": device.type,
