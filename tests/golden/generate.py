@@ -49,6 +49,7 @@ STREAMS = {
     "rt_skip_q5_gop0": ("tiny_rt_skip", 5, 0, 5, (64, 112), False),
     "default": ("default", None, None, 4, (144, 176)),  # its default quality and intra period
     # Earlier defaults ship on so that their streams decode: each keeps a golden stream.
+    "shipped_rt_skip_2026_12_04": ("rt-skip-2026-12-04", None, None, 4, (144, 176)),
     "shipped_rt_deep2_2026_12_03": ("rt-deep2-2026-12-03", None, None, 4, (144, 176)),
     "shipped_rt_deep_2026_12_02": ("rt-deep-2026-12-02", None, None, 4, (144, 176)),
     "shipped_rt_obmc_2026_12_02": ("rt-obmc-2026-12-02", None, None, 4, (144, 176)),
@@ -61,7 +62,7 @@ STREAMS = {
     "shipped_video_2026_11_25": ("video-2026-11-25", None, None, 4, (144, 176)),
     "shipped_factorized_2026_11_24": ("factorized-2026-11-24", None, 1, 2, (144, 176)),
 }
-SHIPPED = ("default", "rt-deep2-2026-12-03", "rt-deep-2026-12-02", "rt-obmc-2026-12-02", "rt-intra2-2026-12-02", "rt-flat-2026-12-01", "rt-lead-2026-12-01", "rt-filter-2026-12-01", "rt-motion-2026-12-01", "rt-2026-11-25", "video-2026-11-25", "factorized-2026-11-24")
+SHIPPED = ("default", "rt-skip-2026-12-04", "rt-deep2-2026-12-03", "rt-deep-2026-12-02", "rt-obmc-2026-12-02", "rt-intra2-2026-12-02", "rt-flat-2026-12-01", "rt-lead-2026-12-01", "rt-filter-2026-12-01", "rt-motion-2026-12-01", "rt-2026-11-25", "video-2026-11-25", "factorized-2026-11-24")
 
 # name -> (arch, config, seed)
 MODELS = {
