@@ -1,7 +1,10 @@
+import io
+
 import numpy as np
 import pytest
 import torch
 
+from oval import codec
 from oval.io import VideoWriter
 from oval.models.store import build_model, save_model
 from oval.samples import sample_path
@@ -42,6 +45,24 @@ def moving_pattern(n, height, width, seed=0):
         chans = [127 + 100 * np.sin(0.09 * xx + 0.05 * yy + base[c] + 0.3 * t) for c in range(3)]
         frames.append(np.clip(np.stack(chans, -1), 0, 255).astype(np.uint8))
     return frames
+
+
+def encode_frames(model, frames, **options):
+    """Code frames into an in-memory stream: (the stream's bytes, the encoder's reconstructions)."""
+    height, width = frames[0].shape[:2]
+    sink = io.BytesIO()
+    encoder = codec.Encoder(model, sink, width, height, **options)
+    recons = [encoder.encode(f).recon for f in frames]
+    encoder.close()
+    return sink.getvalue(), recons
+
+
+def decode_stream(model, stream: bytes):
+    """Decode a whole stream: (its packets, the decoded pictures)."""
+    reader = codec.open_stream(io.BytesIO(stream))
+    decoder = codec.Decoder(model, reader.header)
+    packets = list(reader)
+    return packets, [decoder.decode(p) for p in packets]
 
 
 @pytest.fixture(scope="session")

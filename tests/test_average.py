@@ -1,11 +1,9 @@
 """python -m oval.average: the mean of runs from one start is a model that codes and decodes."""
-import io
-
 import numpy as np
 import torch
-from conftest import moving_pattern
+from conftest import decode_stream, encode_frames, moving_pattern
 
-from oval import average, codec
+from oval import average
 from oval.models.store import build_model, load_model, save_model
 
 TINY = {"C": 16, "M": 16, "Z": 8, "P": 16}
@@ -37,13 +35,9 @@ def test_average_is_the_mean_of_the_weights_and_decodes(tmp_path, tiny_rt_model_
     assert mean.metadata["averaged_from"] == '["1", "2"]'
 
     frames = moving_pattern(3, 64, 64)
-    sink = io.BytesIO()
-    encoder = codec.Encoder(mean, sink, 64, 64)
-    recons = [encoder.encode(f).recon for f in frames]
-    encoder.close()
-    reader = codec.open_stream(io.BytesIO(sink.getvalue()))
-    decoder = codec.Decoder(load_model(str(out)), reader.header)
-    assert all(np.array_equal(r, decoder.decode(p)) for r, p in zip(recons, reader, strict=True))
+    stream, recons = encode_frames(mean, frames)
+    _, decoded = decode_stream(load_model(str(out)), stream)
+    assert all(np.array_equal(r, d) for r, d in zip(recons, decoded, strict=True))
 
 
 def test_average_refuses_models_of_another_config(tmp_path, tiny_rt_model_path, capsys):

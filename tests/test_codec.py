@@ -3,7 +3,7 @@ import io
 import numpy as np
 import pytest
 
-from conftest import moving_pattern
+from conftest import decode_stream, encode_frames, moving_pattern
 from oval import bitstream as bs
 from oval import codec
 from oval.models.store import load_model
@@ -28,14 +28,8 @@ def test_units_are_written_as_frames_are_encoded(tiny):
 
 
 def test_decoder_output_equals_encoder_recon(tiny):
-    frames = moving_pattern(3, 30, 50)
-    sink = io.BytesIO()
-    encoder = codec.Encoder(tiny, sink, 50, 30)
-    recons = [encoder.encode(f).recon for f in frames]
-    encoder.close()
-    reader = codec.open_stream(io.BytesIO(sink.getvalue()))
-    decoder = codec.Decoder(tiny, reader.header)
-    decoded = [decoder.decode(p) for p in reader]
+    stream, recons = encode_frames(tiny, moving_pattern(3, 30, 50))
+    _, decoded = decode_stream(tiny, stream)
     assert all(np.array_equal(a, b) for a, b in zip(recons, decoded, strict=True))
     assert decoded[0].shape == (30, 50, 3)
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import moving_pattern
+from conftest import decode_stream, encode_frames, moving_pattern
 from oval import codec
 from oval.bitstream import FormatError, FrameType
 from oval.models import motion
@@ -27,19 +27,7 @@ def _model(skip_frames=True, seed=4) -> RTModel:
 
 
 def _encode(model, frames, quality=5):
-    h, w = frames[0].shape[:2]
-    sink = io.BytesIO()
-    encoder = codec.Encoder(model, sink, w, h, 25, len(frames), quality=quality, intra_period=0, scene_cuts=False)
-    recons = [encoder.encode(f).recon for f in frames]
-    encoder.close()
-    return sink.getvalue(), recons
-
-
-def _decode(model, stream):
-    reader = codec.open_stream(io.BytesIO(stream))
-    decoder = codec.Decoder(model, reader.header)
-    packets = list(reader)
-    return packets, [decoder.decode(p) for p in packets]
+    return encode_frames(model, frames, frame_count=len(frames), quality=quality, intra_period=0, scene_cuts=False)
 
 
 def _skipped(packets):
@@ -50,7 +38,7 @@ def test_a_still_scene_is_skipped_and_decodes_to_the_encoders_pictures():
     frames = [moving_pattern(1, 48, 80)[0]] * 5
     model = _model()
     stream, recons = _encode(model, frames)
-    packets, decoded = _decode(model, stream)
+    packets, decoded = decode_stream(model, stream)
     assert _skipped(packets) == [False, True, True, True, True]
     assert all(np.array_equal(a, b) for a, b in zip(decoded, recons))
     # A skipped frame's picture is the previous picture moved by its vectors, with its filter.
@@ -66,7 +54,7 @@ def test_a_still_scene_is_skipped_and_decodes_to_the_encoders_pictures():
 def test_a_still_skip_repeats_the_previous_picture_for_a_few_bytes():
     frames = moving_pattern(2, 48, 80)
     model = _model()
-    packets, decoded = _decode(model, _encode(model, frames)[0])
+    packets, decoded = decode_stream(model, _encode(model, frames)[0])
     still = model.skipped_payloads(packets[1].payload, (6, 10))[1]
     assert len(still) <= 12 < len(packets[1].payload)
     reader = codec.open_stream(io.BytesIO(_encode(model, frames[:1])[0]))
@@ -80,11 +68,11 @@ def test_the_choice_follows_the_skipped_frames_weighed_error():
     frames = moving_pattern(4, 48, 80)
     model = _model()
     model.skip_error_weight = 1e-9  # the skipped frame's error costs nothing: every P-frame skips
-    packets, _ = _decode(model, _encode(model, frames)[0])
+    packets, _ = decode_stream(model, _encode(model, frames)[0])
     assert _skipped(packets) == [False, True, True, True]
     model.skip_error_weight = 1e9  # any error outweighs the bits: none skips
     stream, recons = _encode(model, frames)
-    packets, decoded = _decode(model, stream)
+    packets, decoded = decode_stream(model, stream)
     assert not any(_skipped(packets))
     assert all(np.array_equal(a, b) for a, b in zip(decoded, recons))
 
@@ -101,7 +89,7 @@ def test_a_skip_flag_is_refused_where_it_does_not_belong():
     frames = moving_pattern(2, 48, 80)
     model = _model()
     model.skip_error_weight = 1e-9
-    packets, _ = _decode(model, _encode(model, frames)[0])
+    packets, _ = decode_stream(model, _encode(model, frames)[0])
     reference = model.decompress_frame(packets[0].payload, (6, 10), 5, None)[1]
     skipped = packets[1].payload
     with pytest.raises(FormatError, match="no latent"):
