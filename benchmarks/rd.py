@@ -160,10 +160,12 @@ def oval_point(model, frames: list, fps: float, device, out: Path, quality: int,
 # "MODEL#skip-frames" lets the encoder send a P-frame as its motion alone where that costs less
 # (RTConfig.skip_frames; a new fingerprint), "MODEL#skip-weight=K" weighs a skipped frame's squared
 # error K times in that choice (RTModel.skip_error_weight).
+# "MODEL#adapted-hyper-tables" lets the encoder code ẑ's channels with tables fitted to each frame
+# (RTConfig.adapted_hyper_tables, oval.models.hyper_tables; a new fingerprint).
 # Variants combine: "default#smoothness=0.0006/0.002#charge-probe=1".
 VARIANTS = ("no-skip", "no-second-pass", "no-context", "no-motion", "bilinear-only", "block-search", "spynet", "smoothness=V", "vector-rate=V",
             "charge-probe=V", "vector-predictor=V", "intra-boost=V", "level-cycle=V", "charge-probe-at=V", "compensation=V",
-            "search=V", "refine=V", "skip-frames", "skip-weight=V")
+            "search=V", "refine=V", "skip-frames", "skip-weight=V", "adapted-hyper-tables")
 
 
 def load_variant(spec: str, device):
@@ -273,6 +275,10 @@ def apply_variant(model, path: str, variant: str, device) -> None:
         if not getattr(model.config, "switchable_filter", False):
             raise SystemExit(f"{path} has no switchable filter: #skip-frames needs one trained with --switchable-filter")
         model.config.skip_frames = True
+        model.fingerprint = fingerprint(model)
+    if variant == "adapted-hyper-tables":
+        from oval.models.store import fingerprint
+        model.config.adapted_hyper_tables = True
         model.fingerprint = fingerprint(model)
     if variant == "skip-weight=V":
         try:

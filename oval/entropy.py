@@ -57,13 +57,31 @@ class TableCoder:
         if not (self.offsets.ndim == self.lengths.ndim == 1 and counts.ndim == 2
                 and len(self.offsets) == len(self.lengths) == len(counts)):
             raise ValueError("entropy tables have inconsistent shapes")
-        cmodel = _constriction().stream.model
-        self.models = []
-        for c, n in enumerate(self.lengths):
-            row = counts[c, :n + 1]
-            if n < 1 or len(row) != n + 1 or row.min() < 1 or row.sum() != TABLE_TOTAL:
-                raise ValueError(f"entropy table of channel {c} is invalid")
-            self.models.append(cmodel.Categorical(row.astype(np.float64) / TABLE_TOTAL, perfect=False))
+        if len(self.lengths) and self.lengths.max() + 1 > counts.shape[1]:
+            raise ValueError("an entropy table is longer than its counts")
+        self.counts = counts
+        self.models = [self._model(c, counts[c, :n + 1]) for c, n in enumerate(self.lengths)]
+
+    @staticmethod
+    def _model(channel: int, row: np.ndarray):
+        if len(row) < 2 or row.min() < 1 or row.sum() != TABLE_TOTAL:
+            raise ValueError(f"entropy table of channel {channel} is invalid")
+        return _constriction().stream.model.Categorical(row.astype(np.float64) / TABLE_TOTAL, perfect=False)
+
+    def with_rows(self, rows: dict) -> "TableCoder":
+        """A coder whose channels in rows ({channel: (offset, row with the escape last)}) use those
+        tables, the rest this coder's (shared, not rebuilt)."""
+        other = object.__new__(TableCoder)
+        other.offsets, other.lengths, other.models = self.offsets.copy(), self.lengths.copy(), list(self.models)
+        width = max([self.counts.shape[1]] + [len(row) for _, row in rows.values()])
+        other.counts = np.zeros((len(self.offsets), width), dtype=np.int64)
+        other.counts[:, :self.counts.shape[1]] = self.counts
+        for c, (offset, row) in rows.items():
+            other.offsets[c], other.lengths[c] = offset, len(row) - 1
+            other.counts[c] = 0
+            other.counts[c, :len(row)] = row
+            other.models[c] = self._model(c, np.asarray(row, dtype=np.int64))
+        return other
 
     @property
     def channels(self) -> int:

@@ -27,6 +27,7 @@ from torch.nn import functional as F
 
 from oval.bitstream import FormatError, read_varint, write_varint
 from oval.errors import NonFiniteLatents
+from oval.models import hyper_tables
 from oval.models.entropy_models import FactorizedDensity, GaussianConditional
 from oval.models.integer import (IntConv2d, IntSequential, exact_input, freeze_all, round_ste,
                                  train_input)
@@ -186,14 +187,22 @@ class LatentPrior(nn.Module):
         return tables != SKIP_TABLE if self.skip else torch.ones_like(tables, dtype=torch.bool)
 
     @torch.no_grad()
-    def compress(self, y: torch.Tensor, prev16=None, z_int=None) -> tuple[bytes, torch.Tensor]:
+    def compress(self, y: torch.Tensor, prev16=None, z_int=None, adapted_tables: bool = False) -> tuple[bytes, torch.Tensor]:
         """y (1, M, h, w) -> (payload, ŷ in sixteenths as float64). prev16: the previous ŷ, sixteenths;
-        z_int: the hyper-latent to send (None: hyper_latent(y); any decodes)."""
+        z_int: the hyper-latent to send (None: hyper_latent(y); any decodes); adapted_tables: ẑ's
+        channels may be coded with tables fitted to this frame (oval.models.hyper_tables)."""
         if not bool(torch.isfinite(y).all()):  # would be coded as garbage that decodes without error
             raise NonFiniteLatents("the model's analysis gave non-finite latents (NaN or inf): a diverged model")
         size = tuple(y.shape[-2:])
         z_int = self.hyper_latent(y) if z_int is None else z_int
-        z_bytes = self.z_density.coder.encode(z_int[0].to(torch.int32).cpu().numpy())
+        z_np = z_int[0].to(torch.int32).cpu().numpy()
+        if adapted_tables:
+            side, coder = hyper_tables.adapt(self.z_density.coder, z_np)
+            z_bytes = side + coder.encode(z_np)
+            z_header = write_varint(2 * len(z_bytes) + bool(side))  # the low bit: side information first
+        else:
+            z_bytes = self.z_density.coder.encode(z_np)
+            z_header = write_varint(len(z_bytes))
         mean16, tables = self._exact_params(z_int.double(), size, prev16)
         coded = self._coded(tables)
         y64 = y.double()
@@ -205,19 +214,28 @@ class LatentPrior(nn.Module):
         table_np = tables.cpu().numpy()
         y_bytes = self.gaussian.coder.encode_indexed(symbols.cpu().numpy().astype(np.int32)[mask], table_np[mask])
         check = _crc_of(table_np, y16.cpu().numpy())
-        return struct.pack("<I", check) + write_varint(len(z_bytes)) + z_bytes + y_bytes, y16
+        return struct.pack("<I", check) + z_header + z_bytes + y_bytes, y16
 
     @torch.no_grad()
-    def decompress(self, payload: bytes, size: tuple, prev16=None, device=None) -> torch.Tensor:
-        """-> ŷ in sixteenths (1, M, h, w) float64; FormatError when the check fails."""
+    def decompress(self, payload: bytes, size: tuple, prev16=None, device=None,
+                   adapted_tables: bool = False) -> torch.Tensor:
+        """-> ŷ in sixteenths (1, M, h, w) float64; FormatError when the check fails.
+        adapted_tables: as the encoder's compress had it (a model's coding switch)."""
         if len(payload) < 5:
             raise FormatError("frame payload is too short")
         (check,) = struct.unpack("<I", payload[:4])
         z_len, pos = read_varint(payload, 4)
+        has_side = False
+        if adapted_tables:
+            z_len, has_side = z_len >> 1, bool(z_len & 1)
         if pos + z_len > len(payload):
             raise FormatError("hyper-latent runs past the end of the frame")
         zh, zw = -(-size[0] // HYPER_STRIDE), -(-size[1] // HYPER_STRIDE)
-        z_np = self.z_density.coder.decode(payload[pos:pos + z_len], (zh, zw))
+        z_section, coder = payload[pos:pos + z_len], self.z_density.coder
+        if has_side:
+            coder, used = hyper_tables.read(coder, z_section, zh * zw)
+            z_section = z_section[used:]
+        z_np = coder.decode(z_section, (zh, zw))
         z_int = torch.from_numpy(z_np.astype(np.float64))[None].to(device)
         mean16, tables = self._exact_params(z_int, size, prev16)
         coded = self._coded(tables)

@@ -75,6 +75,10 @@ class RTConfig:
     # byte, no latent; the picture is the motion-compensated prediction), as a classical encoder
     # skips blocks that predict well. The weights do not see it; the models before 2026-12-04 have none.
     skip_frames: bool = dataclasses.field(default=False, metadata={"fingerprint": True})
+    # ẑ's channels may be coded with tables fitted to the frame, sent with it (oval.models.hyper_tables):
+    # a flat picture's ẑ is nearly constant, which the learned tables still charge at every position.
+    # The weights do not see it; the models before 2026-12-08 have none.
+    adapted_hyper_tables: bool = dataclasses.field(default=False, metadata={"fingerprint": True})
 
 
 SKIP_FLAG = 0x80  # on a skip_frames model's filter byte: the P-frame has no latent
@@ -474,9 +478,10 @@ class RTModel(MultiRate, nn.Module):
         refine_steps: gradient steps on the latent (None: the model's refine_steps for the frame's type)."""
         q = self._level(level)
         steps = self.refine_steps[reference is not None] if refine_steps is None else refine_steps
+        adapted = self.config.adapted_hyper_tables
         if reference is None:
             y, z = self._refined(self._analyse(x, q) * self._gain(q, True), x, q, steps)
-            payload, y16 = self.prior_intra.compress(y, z_int=z)
+            payload, y16 = self.prior_intra.compress(y, z_int=z, adapted_tables=adapted)
         else:
             moves, header = None, b""
             if self.config.motion:
@@ -485,7 +490,7 @@ class RTModel(MultiRate, nn.Module):
             cond = self._context(reference, moves)
             y = self._analyse(self._to_code(x, cond.prediction), q, cond.context) * self._gain(q, False)
             y, z = self._refined(y, x, q, steps, cond)
-            payload, y16 = self.prior_inter.compress(y, cond.latent16, z)
+            payload, y16 = self.prior_inter.compress(y, cond.latent16, z, adapted_tables=adapted)
             payload = header + payload
         self.__dict__["_coded_memo"] = (payload, reference, level, y16)
         return payload
@@ -527,10 +532,10 @@ class RTModel(MultiRate, nn.Module):
     def decompress_frame(self, payload: bytes, shape: tuple, level: int, reference: Optional[Reference]):
         """-> (x̂ (1, 3, H, W) in [0, 1], the next reference); shape is the latent's (h, w)."""
         q, device = self._level(level), self.coding_device
-        cond = None
+        cond, adapted = None, self.config.adapted_hyper_tables
         if reference is None:
-            y16 = self._decoded_latent(payload, level, reference,
-                                       lambda: self.prior_intra.decompress(payload, shape, device=device))
+            y16 = self._decoded_latent(payload, level, reference, lambda: self.prior_intra.decompress(
+                payload, shape, device=device, adapted_tables=adapted))
         else:
             moves, latent = None, payload
             if self.config.motion:
@@ -539,8 +544,8 @@ class RTModel(MultiRate, nn.Module):
                 if skipped:
                     return self._skipped_frame(moves, reference, latent)
             cond = self._context(reference, moves)
-            y16 = self._decoded_latent(payload, level, reference,
-                                       lambda: self.prior_inter.decompress(latent, shape, cond.latent16, device=device))
+            y16 = self._decoded_latent(payload, level, reference, lambda: self.prior_inter.decompress(
+                latent, shape, cond.latent16, device=device, adapted_tables=adapted))
         y_hat = (y16 / 2**MEAN_FRAC).float()
         x_hat, feature = self._synthesise(y_hat * self._gain(q, reference is None, inverse=True), q,
                                           None if cond is None else cond.context)
