@@ -337,3 +337,28 @@ def test_ceiling_measures_coded_unquantised_and_fitted_latents(tiny_rt_model_pat
     assert ceiling.block_pca_psnr(x, 192) > 100 > ceiling.block_pca_psnr(x, 8)
     with pytest.raises(SystemExit):
         ceiling.main(["--model", tiny_rt_model_path, "--levels", "0"])
+
+
+def test_hyper_tables_gain_recodes_each_frames_hyper_latent_with_the_learned_tables(
+        tiny_rt_residual_model_path, tmp_path, capsys):
+    rd, gain = script("rd"), script("hyper_tables_gain")
+    spec = f"{tiny_rt_residual_model_path}#adapted-hyper-tables"
+    model = rd.load_variant(spec, "cpu")
+    ramp = np.linspace(60, 190, 96, dtype=np.float32)[None, :, None]
+    frames = [np.broadcast_to(ramp + 3 * i, (64, 96, 3)).astype(np.uint8) for i in range(3)]
+    streams = tmp_path / "rd" / "streams" / "ramp"
+    streams.mkdir(parents=True)
+    points = [rd.oval_point(model, frames, 25.0, "cpu", streams, q, 2) for q in (2, 4, 6, 8)]
+    (tmp_path / "rd" / "points").mkdir()
+    (tmp_path / "rd" / "points" / "ramp.json").write_text(json.dumps({"key": {}, "result": {"oval": points}}))
+    assert gain.main([str(tmp_path / "rd"), "--json", str(tmp_path / "gain.json")]) == 0
+    report = json.loads((tmp_path / "gain.json").read_text())["clips"]["ramp"]["intra_period_2"]
+    with_switch = [p["bytes"] for p in report["with"]]
+    assert with_switch == [(streams / f"oval_{Path(spec).stem.replace('#', '_')}_q{q}_i2.oval").stat().st_size
+                           for q in (2, 4, 6, 8)]
+    assert all(w < o for w, o in zip(with_switch, (p["bytes"] for p in report["without"])))
+    assert "ramp, intra period 2" in capsys.readouterr().out  # (an untrained model's curve has no BD-rate)
+    with pytest.raises(SystemExit, match="without adapted_hyper_tables"):
+        (tmp_path / "rd" / "points" / "ramp.json").write_text(json.dumps(
+            {"key": {}, "result": {"oval": [dict(p, model=tiny_rt_residual_model_path) for p in points]}}))
+        gain.main([str(tmp_path / "rd")])
