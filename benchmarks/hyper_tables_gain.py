@@ -19,9 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from oval import codec
-from oval.bitstream import FramePacket, FrameType, read_varint, write_varint
-from oval.models import hyper_tables
-from oval.models.hyperprior import HYPER_STRIDE
+from oval.bitstream import FramePacket, FrameType, write_varint
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/rd.py, however this is loaded
 from rd import bd_rate, load_variant  # noqa: E402
 
@@ -36,14 +34,9 @@ def latent_payload(model, packet: FramePacket, shape: tuple):
 
 def learned_size(prior, payload: bytes, shape: tuple) -> int:
     """The payload's size with ẑ coded by the learned tables."""
-    value, pos = read_varint(payload, 4)  # after the CRC: ẑ's length, doubled, and the side-information bit
-    z_len, has_side = value >> 1, value & 1
-    section, y_bytes = payload[pos:pos + z_len], len(payload) - pos - z_len
-    if has_side:
-        z_shape = (-(-shape[0] // HYPER_STRIDE), -(-shape[1] // HYPER_STRIDE))
-        coder, used = hyper_tables.read(prior.z_density.coder, section, z_shape[0] * z_shape[1])
-        section = prior.z_density.coder.encode(coder.decode(section[used:], z_shape))
-    return 4 + len(write_varint(len(section))) + len(section) + y_bytes
+    z, y_start = prior.read_hyper_latent(payload, shape, adapted_tables=True)
+    plain = prior.z_density.coder.encode(z)
+    return 4 + len(write_varint(len(plain))) + len(plain) + len(payload) - y_start
 
 
 def stream_sizes(model, path: Path) -> tuple:

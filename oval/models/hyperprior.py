@@ -216,14 +216,8 @@ class LatentPrior(nn.Module):
         check = _crc_of(table_np, y16.cpu().numpy())
         return struct.pack("<I", check) + z_header + z_bytes + y_bytes, y16
 
-    @torch.no_grad()
-    def decompress(self, payload: bytes, size: tuple, prev16=None, device=None,
-                   adapted_tables: bool = False) -> torch.Tensor:
-        """-> ŷ in sixteenths (1, M, h, w) float64; FormatError when the check fails.
-        adapted_tables: as the encoder's compress had it (a model's coding switch)."""
-        if len(payload) < 5:
-            raise FormatError("frame payload is too short")
-        (check,) = struct.unpack("<I", payload[:4])
+    def read_hyper_latent(self, payload: bytes, size: tuple, adapted_tables: bool = False) -> tuple:
+        """A frame payload's ẑ -> (its integers (Z, h/4, w/4), the offset where y starts)."""
         z_len, pos = read_varint(payload, 4)
         has_side = False
         if adapted_tables:
@@ -235,12 +229,22 @@ class LatentPrior(nn.Module):
         if has_side:
             coder, used = hyper_tables.read(coder, z_section, zh * zw)
             z_section = z_section[used:]
-        z_np = coder.decode(z_section, (zh, zw))
+        return coder.decode(z_section, (zh, zw)), pos + z_len
+
+    @torch.no_grad()
+    def decompress(self, payload: bytes, size: tuple, prev16=None, device=None,
+                   adapted_tables: bool = False) -> torch.Tensor:
+        """-> ŷ in sixteenths (1, M, h, w) float64; FormatError when the check fails.
+        adapted_tables: as the encoder's compress had it (a model's coding switch)."""
+        if len(payload) < 5:
+            raise FormatError("frame payload is too short")
+        (check,) = struct.unpack("<I", payload[:4])
+        z_np, pos = self.read_hyper_latent(payload, size, adapted_tables)  # pos: where y starts
         z_int = torch.from_numpy(z_np.astype(np.float64))[None].to(device)
         mean16, tables = self._exact_params(z_int, size, prev16)
         coded = self._coded(tables)
         mask, table_np = coded.cpu().numpy(), tables.cpu().numpy()
-        values = self.gaussian.coder.decode_indexed(payload[pos + z_len:], table_np[mask])
+        values = self.gaussian.coder.decode_indexed(payload[pos:], table_np[mask])
         symbols_np = np.zeros(table_np.shape, dtype=np.float64)
         symbols_np[mask] = values
         symbols = torch.from_numpy(symbols_np).to(mean16.device)
